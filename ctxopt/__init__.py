@@ -1,0 +1,53 @@
+"""ctxopt: fit an agent's prompt to a token budget while keeping what the answer needs.
+
+>>> import ctxopt
+>>> messages, report = ctxopt.optimize([{"role": "user", "content": "Hello"}], tier="free")
+>>> messages
+[{'role': 'user', 'content': 'Hello'}]
+"""
+
+from ctxopt.errors import (
+    BudgetError,
+    CacheError,
+    ConfigError,
+    CtxoptError,
+    InputError,
+    StageError,
+    StoreError,
+    TokenizerError,
+)
+from ctxopt.pipeline import Pipeline, Result, optimize
+from ctxopt.report import Report, StageReport
+from ctxopt.stages import STAGES, Fit, Stage, check_stage
+from ctxopt.tiers import DEFAULT_TIERS, Tier, dump_tiers, load_tiers
+from ctxopt.tokens import Tokenizer, get_tokenizer
+from ctxopt.types import Context, Item
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "STAGES",
+    "BudgetError",
+    "CacheError",
+    "ConfigError",
+    "Context",
+    "CtxoptError",
+    "Fit",
+    "InputError",
+    "Item",
+    "Pipeline",
+    "Report",
+    "Result",
+    "Stage",
+    "StageError",
+    "StageReport",
+    "StoreError",
+    "Tier",
+    "TokenizerError",
+    "check_stage",
+    "dump_tiers",
+    "get_tokenizer",
+    "load_tiers",
+    "optimize",
+]

@@ -1,0 +1,206 @@
+"""Runs stages in order, ends with the tier fit, and records what each stage did.
+
+>>> from ctxopt import Pipeline
+>>> result = Pipeline().optimize([{"role": "user", "content": "Hi"}], tier="free")
+>>> result.report.tokens_after
+8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ctxopt.errors import ConfigError, CtxoptError, StageError
+from ctxopt.prices import DEFAULT_MODEL, price_per_1k
+from ctxopt.report import Report, StageReport
+from ctxopt.stages import STAGES, Fit, stage_config
+from ctxopt.tiers import Tier, resolve_tier
+from ctxopt.tokens import REPLY_PRIMING, get_tokenizer
+from ctxopt.types import Context
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """The fitted messages, the report, and the final context. Unpacks as ``messages, report``."""
+
+    messages: list[dict[str, Any]]
+    report: Report
+    context: Context
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.messages, self.report))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pipeline:
+    """Stages run in order, then ``fit``: the only stage that guarantees the tier's limits.
+
+    ``model`` and ``price_per_1k`` only price the report's savings; ``encoding`` picks the tokenizer.
+    """
+
+    stages: tuple[Any, ...] = ()
+    fit: Fit = Fit()
+    encoding: str | None = None
+    model: str = DEFAULT_MODEL
+    price_per_1k: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        for stage in self.stages:
+            if not callable(getattr(stage, "run", None)) or not isinstance(getattr(stage, "name", None), str):
+                raise ConfigError(f"{stage!r} is not a stage: a stage has a str `name` and a run(context) method")
+        price_per_1k(self.model, self.price_per_1k)  # fail now, not after the first request
+
+    def optimize(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tier: Tier | str = "pro",
+        query: str | None = None,
+        *,
+        tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
+    ) -> Result:
+        """Fit OpenAI-style ``messages`` to ``tier``; the query defaults to the latest user message."""
+        context = Context.from_messages(messages, query=query, tier=resolve_tier(tier, tiers))
+        return self.run(context)
+
+    def run(self, context: Context) -> Result:
+        tokenizer = get_tokenizer(self.encoding)
+        started = time.perf_counter()
+        context = self._counted(context, tokenizer)
+        tokens_before = _total(context)
+        reports = []
+        for stage in (*self.stages, self.fit):
+            t0 = time.perf_counter()
+            try:
+                out = stage.run(context.replace(notes=MappingProxyType({})))
+            except CtxoptError as exc:
+                exc.add_note(f"raised in pipeline stage {stage.name!r}")
+                raise
+            except Exception as exc:
+                raise StageError(stage.name, exc) from exc
+            if not isinstance(out, Context):
+                raise StageError(stage.name, TypeError(f"run() returned {type(out).__name__}, not a Context"))
+            out = self._counted(out, tokenizer)
+            before_ids, after_ids = [i.id for i in context.items], {i.id for i in out.items}
+            reports.append(StageReport(
+                name=stage.name,
+                tokens_in=_total(context),
+                tokens_out=_total(out),
+                dropped=tuple(i for i in before_ids if i not in after_ids),
+                added=tuple(i for i in after_ids - set(before_ids)),
+                seconds=time.perf_counter() - t0,
+                notes=dict(out.notes),
+            ))
+            context = out
+        tier = context.tier
+        report = Report(
+            tier=tier.name or repr(tier),
+            tokens_before=tokens_before,
+            tokens_after=_total(context),
+            budget=tier.budget,
+            stages=tuple(reports),
+            seconds=time.perf_counter() - started,
+            model=self.model,
+            price_per_1k=price_per_1k(self.model, self.price_per_1k),
+        )
+        return Result(messages=context.to_messages(), report=report, context=context)
+
+    @staticmethod
+    def _counted(context: Context, tokenizer: Any) -> Context:
+        if all(i.tokens is not None for i in context.items):
+            return context
+        return context.replace(items=[
+            i if i.tokens is not None else i.replace(tokens=tokenizer.count_message(i.to_message()))
+            for i in context.items
+        ])
+
+    def to_config(self) -> dict[str, Any]:
+        """A plain dict (TOML-ready) that :meth:`from_config` turns back into an equal pipeline."""
+        config: dict[str, Any] = {"stages": [_drop_none(stage_config(s)) for s in self.stages],
+                                  "fit": _drop_none(stage_config(self.fit)), "model": self.model}
+        config["fit"].pop("name")
+        if self.encoding is not None:
+            config["encoding"] = self.encoding
+        if self.price_per_1k is not None:
+            config["price_per_1k"] = self.price_per_1k
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | str | os.PathLike[str]) -> Pipeline:
+        """A pipeline from a dict like :meth:`to_config` returns, or from a TOML file of that shape::
+
+            model = "gpt-4o-mini"
+            [[stages]]
+            name = "prune_history"
+            keep_last = 4
+        """
+        if isinstance(config, (str, os.PathLike)):
+            try:
+                config = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read pipeline file {str(config)!r}: {exc}") from exc
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"a pipeline config is a dict or a TOML path, got {type(config).__name__}")
+        allowed = {"stages", "fit", "encoding", "model", "price_per_1k"}
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown pipeline key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        stages = config.get("stages", [])
+        if not isinstance(stages, Sequence) or isinstance(stages, str):
+            raise ConfigError("pipeline 'stages' must be a list of tables, each with a 'name'")
+        fit = _build_stage({"name": "fit", **config.get("fit", {})})
+        return cls(stages=tuple(_build_stage(s) for s in stages), fit=fit,
+                   **{k: config[k] for k in ("encoding", "model", "price_per_1k") if k in config})
+
+
+def _drop_none(config: dict[str, Any]) -> dict[str, Any]:
+    # TOML has no null: an unset option is left out and takes its default again on load.
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def _build_stage(spec: Any) -> Any:
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ConfigError(f"each stage is a table with a 'name' (one of {', '.join(sorted(STAGES))}), got {spec!r}")
+    options = dict(spec)
+    name = options.pop("name")
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage {name!r}; choose from {', '.join(sorted(STAGES))}")
+    cls = STAGES[name]
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"stage {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}")
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise ConfigError(f"stage {name!r}: {exc}") from exc
+
+
+def _total(context: Context) -> int:
+    return REPLY_PRIMING + sum(i.tokens or 0 for i in context.items)
+
+
+def optimize(
+    messages: Sequence[Mapping[str, Any]],
+    tier: Tier | str = "pro",
+    query: str | None = None,
+    pipeline: Pipeline | None = None,
+    *,
+    tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
+) -> Result:
+    """Fit an agent's chat ``messages`` into ``tier``'s token limit; returns messages and a report.
+
+    >>> import ctxopt
+    >>> messages, report = ctxopt.optimize([{"role": "system", "content": "Be brief."},
+    ...                                     {"role": "user", "content": "Hi!"}], tier="free")
+    >>> report.tokens_after <= report.budget
+    True
+    """
+    return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers)

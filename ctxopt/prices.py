@@ -1,0 +1,38 @@
+"""Input-token prices, used only to put a dollar figure on the tokens a request saved.
+
+Prices are US dollars per 1,000 input tokens, as published by the providers in 2025. They change:
+pass ``price_per_1k=`` to :func:`ctxopt.optimize` (or ``--price`` on the CLI) for your contract.
+"""
+
+from __future__ import annotations
+
+from ctxopt.errors import ConfigError
+
+DEFAULT_MODEL = "gpt-4o"
+PRICES_PER_1K: dict[str, float] = {
+    "gpt-4o": 0.0025,
+    "gpt-4o-mini": 0.00015,
+    "gpt-4.1": 0.002,
+    "gpt-4.1-mini": 0.0004,
+    "gpt-4.1-nano": 0.0001,
+    "o3": 0.002,
+    "o4-mini": 0.0011,
+    "claude-sonnet-4": 0.003,
+    "claude-haiku-3.5": 0.0008,
+    "gemini-2.5-pro": 0.00125,
+    "gemini-2.5-flash": 0.0003,
+}
+
+
+def price_per_1k(model: str, override: float | None = None) -> float:
+    """The input price per 1k tokens of ``model``; ``override`` wins when given."""
+    if override is not None:
+        if not isinstance(override, (int, float)) or override < 0:
+            raise ConfigError(f"price_per_1k must be a non-negative number, got {override!r}")
+        return float(override)
+    if model not in PRICES_PER_1K:
+        raise ConfigError(
+            f"no price known for model {model!r}; choose from {', '.join(sorted(PRICES_PER_1K))} "
+            "or pass price_per_1k="
+        )
+    return PRICES_PER_1K[model]

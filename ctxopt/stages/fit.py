@@ -1,0 +1,114 @@
+"""The tier fit: the one stage that makes a hard cut, and the only one that guarantees limits.
+
+Guarantees, counted exactly with the pipeline's tokenizer:
+
+1. The prompt (every message plus the reply priming) never exceeds ``tier.limit - tier.reserve``.
+2. Protected items are never dropped. If they alone do not fit, :class:`BudgetError` is raised,
+   unless ``on_overflow="truncate"``: then the longest protected texts are cut (marked with
+   ``[truncated]``) until they fit, and the report says which.
+3. A tool-call unit is kept or dropped whole.
+4. No section (system, history, retrieved, summary) exceeds its cap through unprotected items.
+5. Within that, the highest-priority units are kept (by score, then recency), in original order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar, Literal
+
+from ctxopt.errors import BudgetError, ConfigError
+from ctxopt.tiers import SECTION_NAMES, Tier
+from ctxopt.tokens import REPLY_PRIMING, Tokenizer, get_tokenizer
+from ctxopt.types import Context, Item
+
+OVERFLOW_POLICIES = ("error", "truncate")
+TRUNCATION_MARK = " [truncated]"
+
+
+def _priority(unit: list[tuple[int, Item]]) -> tuple[float, int]:
+    scores = [i.score for _, i in unit if i.score is not None and not math.isnan(i.score)]
+    return (max(scores) if scores else -math.inf, unit[-1][0])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Fit:
+    """Cut the context to the tier's limits (see the module docstring for the guarantees)."""
+
+    name: ClassVar[str] = "fit"
+    on_overflow: Literal["error", "truncate"] = "error"
+    encoding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_overflow not in OVERFLOW_POLICIES:
+            raise ConfigError(f"fit: on_overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.on_overflow!r}")
+
+    def run(self, context: Context) -> Context:
+        tier = context.tier
+        if not isinstance(tier, Tier):
+            raise ConfigError("fit needs a context with a Tier; pass tier= to optimize() or Context")
+        tokenizer = get_tokenizer(self.encoding)
+        items = [i if i.tokens is not None else i.replace(tokens=tokenizer.count_message(i.to_message()))
+                 for i in context.items]
+        items, truncated = self._fit_protected(items, tier, tokenizer)
+        units: dict[str, list[tuple[int, Item]]] = {}
+        for position, item in enumerate(items):
+            units.setdefault(item.group, []).append((position, item))
+        used = dict.fromkeys(SECTION_NAMES, 0)
+        total = REPLY_PRIMING
+        keep: set[str] = set()
+        for group, unit in units.items():
+            if any(i.protected for _, i in unit):
+                keep.add(group)
+                total += self._charge(unit, used)
+        caps = {s: tier.cap(s) for s in SECTION_NAMES}
+        for unit in sorted((u for g, u in units.items() if g not in keep), key=_priority, reverse=True):
+            cost = sum(i.tokens for _, i in unit)
+            by_section = dict.fromkeys(SECTION_NAMES, 0)
+            for _, item in unit:
+                by_section[item.section] += item.tokens
+            fits_sections = all(used[s] + by_section[s] <= caps[s] for s in SECTION_NAMES if by_section[s])
+            if total + cost <= tier.budget and fits_sections:
+                keep.add(unit[0][1].group)
+                total += self._charge(unit, used)
+        kept = [i for i in items if i.group in keep]
+        out = context.replace(items=kept)
+        return out.note(prompt_tokens=total, budget=tier.budget, truncated=truncated) if truncated else \
+            out.note(prompt_tokens=total, budget=tier.budget)
+
+    @staticmethod
+    def _charge(unit: list[tuple[int, Item]], used: dict[str, int]) -> int:
+        for _, item in unit:
+            used[item.section] += item.tokens
+        return sum(i.tokens for _, i in unit)
+
+    def _fit_protected(self, items: list[Item], tier: Tier, tokenizer: Tokenizer) -> tuple[list[Item], list[str]]:
+        protected_groups = {i.group for i in items if i.protected}
+        required = REPLY_PRIMING + sum(i.tokens for i in items if i.group in protected_groups)
+        if required <= tier.budget:
+            return items, []
+        if self.on_overflow == "error":
+            raise BudgetError(
+                f"protected items need {required} tokens but tier {tier.name or tier!r} allows "
+                f"{tier.budget} (limit {tier.limit} - reserve {tier.reserve}); shorten the system prompt "
+                "or latest message, choose a larger tier, or use Fit(on_overflow='truncate')"
+            )
+        truncated: list[str] = []
+        while required > tier.budget:
+            longest = max((i for i in items if i.group in protected_groups and i.text),
+                          key=lambda i: i.tokens, default=None)
+            if longest is None:
+                raise BudgetError(
+                    f"tier {tier.name or tier!r} allows {tier.budget} tokens, too few even for the "
+                    f"protected messages' overhead ({required}); choose a larger tier"
+                )
+            excess = required - tier.budget
+            text_tokens = tokenizer.count(longest.text)
+            keep_tokens = max(0, text_tokens - excess - tokenizer.count(TRUNCATION_MARK))
+            text = tokenizer.truncate(longest.text, keep_tokens) + TRUNCATION_MARK if keep_tokens else ""
+            new = longest.replace(text=text)
+            new = new.replace(tokens=tokenizer.count_message(new.to_message()))
+            items = [new if i.id == longest.id else i for i in items]
+            required -= longest.tokens - new.tokens
+            truncated.append(longest.id)
+        return items, sorted(set(truncated))

@@ -1,0 +1,201 @@
+"""The data that flows between stages: items and the context that holds them.
+
+An :class:`Item` is one piece of the prompt (a chat message, a retrieved chunk, a summary). A
+:class:`Context` is the query, the items in prompt order, the tier, and the notes stages leave for
+the report. Both are frozen: a stage returns a new context and never edits the one it was given.
+
+>>> ctx = Context.from_messages([{"role": "system", "content": "Be brief."},
+...                              {"role": "user", "content": "Hi!"}])
+>>> [(i.id, i.kind, i.protected) for i in ctx.items]
+[('m0', 'system', True), ('m1', 'user', True)]
+>>> ctx.to_messages()
+[{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi!'}]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ctxopt.errors import InputError
+
+Kind = Literal["system", "user", "assistant", "tool", "retrieved", "summary"]
+KINDS: tuple[str, ...] = ("system", "user", "assistant", "tool", "retrieved", "summary")
+SECTIONS: dict[str, str] = {
+    "system": "system",
+    "user": "history",
+    "assistant": "history",
+    "tool": "history",
+    "retrieved": "retrieved",
+    "summary": "summary",
+}
+# Message roles accepted on input and the item kind each becomes ("developer" is OpenAI's newer
+# name for the system role).
+ROLES: dict[str, str] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
+RETRIEVED_HEADER = "Relevant context"
+SUMMARY_HEADER = "Summary of the earlier conversation"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Item:
+    """One piece of the prompt.
+
+    ``unit`` groups items that are kept or dropped together (an assistant tool call and its tool
+    results). ``message`` keeps the original OpenAI message so fields ctxopt does not touch
+    (``name``, ``tool_calls``, ``tool_call_id``) survive the round trip. ``tokens`` is the exact cost
+    of the item's message in the prompt, filled in by the pipeline; ``None`` means not counted yet.
+    """
+
+    id: str
+    kind: str
+    text: str
+    score: float | None = None
+    tokens: int | None = None
+    protected: bool = False
+    unit: str | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    message: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SECTIONS:
+            raise InputError(f"item {self.id!r} has kind {self.kind!r}; choose from {', '.join(KINDS)}")
+        if not isinstance(self.text, str):
+            raise InputError(f"item {self.id!r} text must be a str, got {type(self.text).__name__}")
+
+    @property
+    def section(self) -> str:
+        """The tier section this item counts against: system, history, retrieved or summary."""
+        return SECTIONS[self.kind]
+
+    @property
+    def group(self) -> str:
+        """The id of the keep-or-drop unit: the tool-call unit, or the item itself."""
+        return self.unit or self.id
+
+    def replace(self, **changes: Any) -> Item:
+        """A copy with ``changes``; a new text resets the token count unless one is given."""
+        if "text" in changes and "tokens" not in changes:
+            changes["tokens"] = None
+        return dataclasses.replace(self, **changes)
+
+    def to_message(self) -> dict[str, Any]:
+        """The OpenAI-style message this item becomes in the prompt."""
+        if self.kind == "retrieved":
+            source = self.metadata.get("title") or self.metadata.get("source") or self.id
+            return {"role": "system", "content": f"{RETRIEVED_HEADER} [{source}]:\n{self.text}"}
+        if self.kind == "summary":
+            return {"role": "system", "content": f"{SUMMARY_HEADER}:\n{self.text}"}
+        message = dict(self.message) if self.message else {"role": self.kind}
+        if self.text or message.get("content") is not None or not message.get("tool_calls"):
+            message["content"] = self.text
+        return message
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Context:
+    """The query, the items in prompt order, the tier, and notes stages leave for the report."""
+
+    query: str
+    items: tuple[Item, ...]
+    tier: Any = None  # a ctxopt.tiers.Tier; Any keeps this module free of import cycles
+    notes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+
+    def replace(self, **changes: Any) -> Context:
+        if "items" in changes:
+            changes["items"] = tuple(changes["items"])
+        return dataclasses.replace(self, **changes)
+
+    def note(self, **notes: Any) -> Context:
+        """A copy with ``notes`` added; the pipeline moves them into the running stage's report."""
+        return self.replace(notes=MappingProxyType({**self.notes, **notes}))
+
+    def to_messages(self) -> list[dict[str, Any]]:
+        return [item.to_message() for item in self.items]
+
+    @classmethod
+    def from_messages(
+        cls, messages: Sequence[Mapping[str, Any]], *, query: str | None = None, tier: Any = None
+    ) -> Context:
+        """Items from OpenAI-style ``messages``; the query defaults to the latest user message.
+
+        System messages and the latest user message are protected. An assistant message with
+        ``tool_calls`` and the tool messages answering it form one unit.
+        """
+        items = _items_from_messages(messages)
+        if query is None:
+            query = next((i.text for i in reversed(items) if i.kind == "user"), "")
+        elif not isinstance(query, str):
+            raise InputError(f"query must be a str, got {type(query).__name__}")
+        return cls(query=query, items=tuple(items), tier=tier)
+
+
+def _content_text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(
+        isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+    ):
+        return "".join(p["text"] for p in content)
+    raise InputError(
+        f"{where} has content of type {type(content).__name__}; content must be a string "
+        "(or a list of {'type': 'text', 'text': ...} parts)"
+    )
+
+
+def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[Item]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise InputError(
+            f"messages must be a list of {{'role': ..., 'content': ...}} dicts, got {type(messages).__name__}"
+        )
+    last_user = max((i for i, m in enumerate(messages) if isinstance(m, Mapping) and m.get("role") == "user"),
+                    default=None)
+    open_calls: dict[str, str] = {}  # tool_call_id -> id of the assistant item that made the call
+    items: list[Item] = []
+    for index, message in enumerate(messages):
+        where = f"message {index}"
+        if not isinstance(message, Mapping):
+            raise InputError(f"{where} must be a dict with 'role' and 'content', got {type(message).__name__}")
+        role = message.get("role")
+        if role not in ROLES:
+            raise InputError(f"{where} has role {role!r}; choose from {', '.join(ROLES)}")
+        item_id, unit = f"m{index}", None
+        tool_calls = message.get("tool_calls")
+        if "content" not in message and not (role == "assistant" and tool_calls):
+            raise InputError(f"{where} ({role}) has no 'content'; add 'content': '...' (it may be empty)")
+        content = message.get("content")
+        text = "" if content is None and role == "assistant" and tool_calls else _content_text(content, where)
+        if role == "assistant" and tool_calls:
+            if not isinstance(tool_calls, list) or not all(isinstance(c, Mapping) and "id" in c for c in tool_calls):
+                raise InputError(f"{where} tool_calls must be a list of dicts each with an 'id'")
+            unit = item_id
+            open_calls.update({str(c["id"]): item_id for c in tool_calls})
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in open_calls:
+                raise InputError(
+                    f"{where} is a tool result for tool_call_id {call_id!r}, but no earlier assistant "
+                    "message has a tool call with that id; keep each tool message after the assistant "
+                    "message whose tool_calls it answers"
+                )
+            unit = open_calls[call_id]
+        items.append(
+            Item(
+                id=item_id,
+                kind=ROLES[role],
+                text=text,
+                protected=ROLES[role] == "system" or index == last_user,
+                unit=unit,
+                message=MappingProxyType(dict(message)),
+            )
+        )
+    return items
