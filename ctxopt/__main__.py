@@ -1,0 +1,5 @@
+import sys
+
+from ctxopt.cli import main
+
+sys.exit(main())

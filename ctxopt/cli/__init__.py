@@ -1,0 +1,53 @@
+"""The command line: ``ctxopt COMMAND ...`` (also ``python -m ctxopt``).
+
+Each command lives in its own module in this folder with two functions: ``add_parser(subparsers)``
+and ``run(args) -> int``. ``COMMANDS`` names them; a command module is imported only when it is
+used, so ``ctxopt tiers`` never loads a model. Bad input exits with code 2 and one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ctxopt.errors import CtxoptError
+
+COMMANDS: dict[str, str] = {
+    "optimize": "fit OpenAI-style messages from a JSON file to a tier",
+    "tiers": "list the tiers in effect",
+}
+
+
+def _module(name: str):
+    return importlib.import_module(f"ctxopt.cli.{name.replace('-', '_')}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctxopt", description="Fit an agent's prompt to a token budget.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        if only is None or only == name:
+            _module(name).add_parser(sub.add_parser(name, help=help_text, description=help_text))
+        else:
+            sub.add_parser(name, help=help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_module(args.command).run(args) or 0)
+    except CtxoptError as exc:
+        print(f"ctxopt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ctxopt {args.command}: interrupted", file=sys.stderr)
+        return 130
