@@ -26,19 +26,19 @@ from ctxopt.types import Context, Item
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_TIERS",
-    "STAGES",
     "BudgetError",
     "CacheError",
     "ConfigError",
     "Context",
     "CtxoptError",
+    "DEFAULT_TIERS",
     "Fit",
     "InputError",
     "Item",
     "Pipeline",
     "Report",
     "Result",
+    "STAGES",
     "Stage",
     "StageError",
     "StageReport",

@@ -100,8 +100,9 @@ class Tokenizer:
         tokens = self.encode(text)
         if len(tokens) <= max_tokens:
             return text
-        cut = self.decode(tokens[:max_tokens])
-        while cut and self.count(cut) > max_tokens:  # decoding can merge across the cut
+        # Decode bytes and drop a character split by the cut, so the result is a true prefix.
+        cut = self._encoding.decode_bytes(tokens[:max_tokens]).decode("utf-8", errors="ignore")
+        while cut and self.count(cut) > max_tokens:  # re-encoding can merge differently
             cut = cut[:-1]
         return cut
 

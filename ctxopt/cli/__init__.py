@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CtxoptError as exc:
         print(f"ctxopt {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ctxopt ... | head` closed the pipe: not an error worth a traceback
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"ctxopt {args.command}: interrupted", file=sys.stderr)
         return 130

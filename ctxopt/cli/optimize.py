@@ -1,0 +1,64 @@
+"""``ctxopt optimize FILE.json --tier pro``: fit a saved conversation and show what was saved."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ctxopt.errors import InputError
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="JSON file: a list of OpenAI-style messages, or {'messages': [...], "
+                        "'query': ...}; '-' reads standard input")
+    parser.add_argument("--tier", default="pro", help="tier name (default: pro); see `ctxopt tiers`")
+    parser.add_argument("--tiers", metavar="TOML", help="tiers file (default: $CTXOPT_TIERS or built-in tiers)")
+    parser.add_argument("--pipeline", metavar="TOML", help="pipeline file (default: fit only)")
+    parser.add_argument("--query", help="what the answer needs (default: the latest user message)")
+    parser.add_argument("--model", help="model whose input price values the savings (default: gpt-4o)")
+    parser.add_argument("--price", type=float, metavar="USD", help="price per 1k input tokens, overrides --model's")
+    parser.add_argument("--json", action="store_true", help="print the fitted messages and the report as JSON")
+
+
+def read_json(path: str) -> Any:
+    """JSON from a file path or '-', with errors that say which file and where."""
+    name = "standard input" if path == "-" else repr(path)
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxopt.pipeline import Pipeline
+
+    data = read_json(args.file)
+    query = args.query
+    if isinstance(data, dict):
+        if "messages" not in data:
+            raise InputError("the JSON object has no 'messages' key; give a list of messages or {'messages': [...]}")
+        query = query if query is not None else data.get("query")
+        data = data["messages"]
+    pipeline = Pipeline.from_config(args.pipeline) if args.pipeline else Pipeline()
+    if args.model or args.price is not None:
+        pipeline = Pipeline(stages=pipeline.stages, fit=pipeline.fit, encoding=pipeline.encoding,
+                            model=args.model or pipeline.model,
+                            price_per_1k=args.price if args.price is not None else pipeline.price_per_1k)
+    result = pipeline.optimize(data, args.tier, query, tiers=args.tiers)
+    if args.json:
+        json.dump({"messages": result.messages, "report": result.report.to_dict()}, sys.stdout,
+                  indent=2, ensure_ascii=False)
+        print()
+    else:
+        print(result.report)
+        print(f"{len(result.messages)} of {len(data)} messages kept")
+    return 0
