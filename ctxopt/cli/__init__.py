@@ -17,6 +17,7 @@ from ctxopt.errors import CtxoptError
 COMMANDS: dict[str, str] = {
     "optimize": "fit OpenAI-style messages from a JSON file to a tier",
     "tiers": "list the tiers in effect",
+    "bench": "run the benchmark suite and write the results folder",
 }
 
 

@@ -1,0 +1,91 @@
+"""Runs the benchmark suite and writes one results folder.
+
+Each benchmark is a module ``ctxopt.bench.<name>`` with ``run(out_dir, quick=False) -> dict`` that
+writes its JSON, Markdown table and plots into ``out_dir`` and returns its results. The suite adds
+what a reader needs to trust the numbers: versions, model, core count, date, and time taken.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ctxopt.errors import ConfigError
+
+# The order the suite runs them in, and the one place that names them.
+BENCHMARKS: dict[str, str] = {
+    "retrieval": "SciFact test: nDCG@10 / Recall for keyword, dense and hybrid search",
+    "compression": "HotpotQA: supporting facts kept vs share of tokens kept",
+    "memory": "LoCoMo: evidence turns kept at history budgets",
+    "overhead": "LoCoMo-sized conversation: pipeline latency with warm caches",
+}
+PACKAGES = ("ctxopt", "torch", "sentence-transformers", "qdrant-client", "tiktoken", "numpy", "diskcache")
+
+
+def environment() -> dict[str, Any]:
+    """What a run was measured on: versions, model, machine, date."""
+    from ctxopt.embed.base import DEFAULT_MODEL, MODEL_ENV
+
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "model": os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
+        "versions": versions,
+    }
+
+
+def run_suite(out_dir: Path, names: Sequence[str] = (), quick: bool = False) -> dict[str, Any]:
+    names = list(names) or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ConfigError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"environment": environment(), "quick": quick, "benchmarks": {}}
+    for name in names:
+        print(f"== {name}: {BENCHMARKS[name]}", flush=True)
+        started = time.perf_counter()
+        module = importlib.import_module(f"ctxopt.bench.{name}")
+        results = module.run(out_dir / name, quick=quick)
+        summary["benchmarks"][name] = {"seconds": round(time.perf_counter() - started, 1),
+                                       "headline": results.get("headline", {})}
+    (out_dir / "suite.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "REPORT.md").write_text(_report(out_dir, summary, names))
+    return summary
+
+
+def _report(out_dir: Path, summary: dict[str, Any], names: Sequence[str]) -> str:
+    env = summary["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    lines = [
+        "# ctxopt benchmark report",
+        "",
+        f"Measured {env['date']} on {env['cpu_count']} cores ({env['platform']}), Python {env['python']}, "
+        f"model {env['model']}{' — quick sample, not the full datasets' if summary['quick'] else ''}.",
+        f"Versions: {versions}.",
+        "",
+    ]
+    for name in names:
+        seconds = summary["benchmarks"][name]["seconds"]
+        lines += [f"## {name} ({seconds:.0f} s)", ""]
+        for table in sorted((out_dir / name).glob("*.md")):
+            lines += [table.read_text().strip(), ""]
+        for plot in sorted((out_dir / name).glob("*.png")):
+            lines += [f"![{name}]({name}/{plot.name})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""``ctxopt bench [NAME ...] [--quick] [--out results]``: run the benchmark suite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ctxopt.bench.suite import BENCHMARKS
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="a small sample of each dataset, for a smoke run")
+    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument("--json", action="store_true", help="print the suite summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxopt.bench.suite import run_suite
+
+    out = Path(args.out)
+    summary = run_suite(out, args.names, quick=args.quick)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"\nwrote {out / 'REPORT.md'} and {out / 'suite.json'}")
+        for name, result in summary["benchmarks"].items():
+            headline = ", ".join(f"{k} {v}" for k, v in result["headline"].items())
+            print(f"  {name:<12} {result['seconds']:>7.1f} s  {headline}")
+    return 0
