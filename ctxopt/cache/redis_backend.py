@@ -1,0 +1,87 @@
+"""A Redis cache backend, so many agent instances share one embedding cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from ctxopt.cache.base import BackendUnavailable
+
+KEY_PREFIX = "ctxopt:emb:"
+
+
+class RedisBackend:
+    """Entries in Redis at ``url`` (redis://host:port/db, rediss:// for TLS).
+
+    Timeouts are short (``timeout`` seconds, default 0.25) because a cache that hangs is worse
+    than no cache: on any connection error the caller recomputes. After a failure the backend
+    stays "down" for ``retry_after`` seconds and fails fast instead of waiting out the timeout on
+    every request. ``ttl`` (seconds) lets entries expire; None keeps them.
+    """
+
+    name = "redis"
+
+    def __init__(self, url: str, *, timeout: float = 0.25, retry_after: float = 5.0, ttl: int | None = None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self.ttl = ttl
+        self._client = None
+        self._down_until = 0.0
+        self._last_error = ""
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({self.url!r})"
+
+    def _connect(self):
+        if time.monotonic() < self._down_until:
+            raise BackendUnavailable(f"redis unavailable: {self._last_error} (retrying in a few seconds)")
+        with self._lock:
+            if self._client is None:
+                import redis
+
+                self._client = redis.Redis.from_url(
+                    self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                    retry_on_timeout=False, health_check_interval=0,
+                )
+        return self._client
+
+    def _failed(self, exc: Exception) -> BackendUnavailable:
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._down_until = time.monotonic() + self.retry_after
+        return BackendUnavailable(f"redis unavailable: {self._last_error}")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        import redis
+
+        client = self._connect()
+        try:
+            values = client.mget([KEY_PREFIX + k for k in keys])
+        except (redis.RedisError, OSError) as exc:
+            raise self._failed(exc) from exc
+        return {k: v for k, v in zip(keys, values) if isinstance(v, bytes)}
+
+    def set_many(self, items: Mapping[str, bytes]) -> None:
+        if not items:
+            return
+        import redis
+
+        client = self._connect()
+        try:
+            # SET is atomic per key; the pipeline only saves round trips.
+            pipe = client.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(KEY_PREFIX + key, value, ex=self.ttl)
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise self._failed(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

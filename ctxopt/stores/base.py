@@ -1,0 +1,118 @@
+"""The vector-store protocol: what ingestion and the retrieve stage need from a store.
+
+A store holds collections of chunks, each with a dense vector, a keyword (sparse BM25) vector
+and a payload, and names the serving version of a knowledge base with an alias. Rules:
+
+1. ``search`` runs dense, keyword and hybrid search inside the store and returns the best chunks
+   first; with ``group_by_doc`` it returns each document once, scored by its best chunk.
+2. ``set_alias`` switches an alias in one atomic step: readers see the old version or the new.
+3. Failures raise :class:`~ctxopt.errors.StoreError` saying what was wrong and how to fix it.
+
+:class:`~ctxopt.stores.qdrant.QdrantStore` implements it for embedded Qdrant and Qdrant servers;
+an embedded Qdrant Edge shard would be a second class with these methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ctxopt.errors import ConfigError
+
+Mode = Literal["dense", "keyword", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
+FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
+# Payload fields a search may filter on; each filter value is a str or a list of str (any of).
+FILTER_FIELDS: tuple[str, ...] = ("tenant", "source", "tags", "doc_id")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Fusion:
+    """How hybrid search merges the dense and keyword lists inside the store.
+
+    ``method`` "rrf" (reciprocal rank fusion, ``k`` and per-list ``weights`` dense, keyword) or
+    "dbsf" (distribution-based score fusion: each list's scores normalised by mean ± 3σ, then
+    summed). ``candidates`` is how many chunks each list contributes before fusing.
+    """
+
+    method: str = "rrf"
+    k: int = 60
+    weights: tuple[float, float] = (1.0, 1.0)
+    candidates: int = 100
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSIONS:
+            raise ConfigError(f"fusion method {self.method!r} is unknown; choose from {', '.join(FUSIONS)}")
+        if self.k < 1 or self.candidates < 1:
+            raise ConfigError(f"fusion k and candidates must be >= 1, got k={self.k}, candidates={self.candidates}")
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        if len(self.weights) != 2 or min(self.weights) < 0:
+            raise ConfigError(f"fusion weights are two non-negative numbers (dense, keyword), got {self.weights}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Chunk:
+    """One chunk to store: ``id`` is unique in the knowledge base, ``payload`` holds the rest."""
+
+    id: str
+    doc_id: str
+    text: str
+    vector: Sequence[float]
+    payload: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Hit:
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+    payload: Mapping[str, Any]
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"search mode {mode!r} is unknown; choose from {', '.join(MODES)}")
+
+
+def check_filters(filters: Mapping[str, Any] | None) -> None:
+    unknown = sorted(set(filters or {}) - set(FILTER_FIELDS))
+    if unknown:
+        raise ConfigError(f"cannot filter on {', '.join(unknown)}; filter fields: {', '.join(FILTER_FIELDS)}")
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def search(
+        self,
+        collection: str,
+        *,
+        vector: Sequence[float] | None,
+        text: str,
+        mode: Mode = "hybrid",
+        k: int = 5,
+        filters: Mapping[str, Any] | None = None,
+        fusion: Fusion = Fusion(),
+        group_by_doc: bool = False,
+    ) -> list[Hit]: ...
+
+    def create_collection(self, name: str, *, dim: int, metadata: Mapping[str, Any]) -> None: ...
+
+    def drop_collection(self, name: str) -> None: ...
+
+    def collections(self) -> list[str]: ...
+
+    def metadata(self, collection: str) -> dict[str, Any]: ...
+
+    def set_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None: ...
+
+    def upsert(self, collection: str, chunks: Sequence[Chunk]) -> None: ...
+
+    def scroll(self, collection: str, *, with_vectors: bool = False) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]: ...
+
+    def count(self, collection: str) -> int: ...
+
+    def alias_target(self, alias: str) -> str | None: ...
+
+    def set_alias(self, alias: str, collection: str) -> None: ...
