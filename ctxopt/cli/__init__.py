@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "optimize": "fit OpenAI-style messages from a JSON file to a tier",
     "tiers": "list the tiers in effect",
     "bench": "run the benchmark suite and write the results folder",
+    "tune": "recommend tier limits from recall curves or an evaluation set",
 }
 
 

@@ -1,0 +1,116 @@
+"""``ctxopt tune``: recommend tier limits from recall curves or your own evaluation set.
+
+    ctxopt tune --curve results/memory/curve.json --target free=0.8 --target pro=0.9
+    ctxopt tune --evalset my_cases.jsonl --pipeline pipeline.toml --budgets 250,500,1000,2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ctxopt.errors import InputError
+
+DEFAULT_BUDGETS = "250,500,750,1000,1500,2000,3000,4000,6000,8000"
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--curve", metavar="JSON", help="a recall curve, e.g. results/memory/curve.json")
+    source.add_argument("--evalset", metavar="JSONL", help="your evaluation set (format: docs, 'Tune tiers')")
+    parser.add_argument("--variant", help="which curve in a file holding several (default: the file's 'default')")
+    parser.add_argument("--pipeline", metavar="TOML", help="with --evalset: the pipeline to measure "
+                        "(default: history pruning + summary)")
+    parser.add_argument("--budgets", default=DEFAULT_BUDGETS, help=f"with --evalset: budgets to try ({DEFAULT_BUDGETS})")
+    parser.add_argument("--section", default="history", help="the section the budget caps (history or retrieved)")
+    parser.add_argument("--target", action="append", default=[], metavar="TIER=RECALL",
+                        help="target evidence recall per tier (default: free=0.8 pro=0.9 enterprise=0.95)")
+    parser.add_argument("--tiers", metavar="TOML", help="tiers to start from (default: built-in)")
+    parser.add_argument("--out", default="tiers.toml", help="where to write the tuned tiers (default: tiers.toml)")
+    parser.add_argument("--plot", default=None, help="Pareto plot PNG (default: next to --out)")
+    parser.add_argument("--model", default="gpt-4o", help="model whose price values the savings")
+    parser.add_argument("--json", action="store_true", help="print the recommendations as JSON")
+
+
+def _targets(specs: list[str]) -> dict[str, float] | None:
+    if not specs:
+        return None
+    targets = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        try:
+            targets[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise InputError(f"--target takes TIER=RECALL like pro=0.9, got {spec!r}")
+    return targets
+
+
+def load_curve(path: str, variant: str | None) -> list[dict]:
+    from ctxopt.cli.optimize import read_json
+
+    data = read_json(path)
+    if isinstance(data, dict) and "curves" in data:
+        name = variant or data.get("default")
+        if name not in data["curves"]:
+            raise InputError(f"{path} has curves {', '.join(data['curves'])}; choose one with --variant")
+        return data["curves"][name]
+    if isinstance(data, dict) and "curve" in data:
+        return data["curve"]
+    if isinstance(data, list):
+        return data
+    raise InputError(f"{path} holds no curve: expected a list of points, {{'curve': [...]}} or {{'curves': {{...}}}}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxopt.prices import price_per_1k
+    from ctxopt.tiers import DEFAULT_TIERS, dump_tiers, load_tiers
+    from ctxopt.tune.recommend import pareto_plot, recommend, tuned_tiers
+
+    price = price_per_1k(args.model)
+    if args.curve:
+        curve, title = load_curve(args.curve, args.variant), f"{Path(args.curve).name}"
+    else:
+        from ctxopt.pipeline import Pipeline
+        from ctxopt.tune.evalset import load_evalset, recall_curve
+
+        cases = load_evalset(args.evalset)
+        pipeline = Pipeline.from_config(args.pipeline) if args.pipeline else default_tuning_pipeline()
+        try:
+            budgets = sorted({int(b) for b in args.budgets.split(",")})
+        except ValueError:
+            raise InputError(f"--budgets takes whole numbers separated by commas, got {args.budgets!r}") from None
+        curve = recall_curve(cases, pipeline, budgets, section=args.section, progress=True)
+        title = f"{Path(args.evalset).name} ({len(cases)} cases)"
+    recs = recommend(curve, _targets(args.target))
+    base = {**DEFAULT_TIERS, **(load_tiers(args.tiers) if args.tiers else {})}
+    tiers = tuned_tiers(recs, section=args.section, base=base)
+    out = Path(args.out)
+    out.write_text(dump_tiers(tiers))
+    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    pareto_plot(curve, recs, plot, f"Evidence recall vs tokens: {title}")
+    rows = [{**rec.__dict__, "tokens_saved": rec.tokens_saved, "cost_saved_per_request": rec.cost_saved(price),
+             "cost_saved_per_1k_requests": rec.cost_saved(price) * 1000} for rec in recs.values()]
+    (out.with_suffix(".json")).write_text(json.dumps({"curve": curve, "recommendations": rows}, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'tier':<12} {'target':>6} {args.section + ' budget':>15} {'recall':>7} {'tokens/req':>10} "
+          f"{'saved/req':>10} {'$ saved/1k req':>14}")
+    for row in rows:
+        flag = "" if row["met"] else "  (target not reached: best measured)"
+        print(f"{row['tier']:<12} {row['target']:>6} {row['budget']:>15} {row['recall']:>7.3f} {row['tokens']:>10.0f} "
+              f"{row['tokens_saved']:>10.0f} {row['cost_saved_per_1k_requests']:>14.2f}{flag}")
+    print(f"wrote {out}, {plot} and {out.with_suffix('.json')} (prices: {args.model} at ${price}/1k input tokens)")
+    return 0
+
+
+def default_tuning_pipeline():
+    """History pruning and summary, the pipeline the memory benchmark measures."""
+    from ctxopt.pipeline import Pipeline
+    from ctxopt.stages import STAGES
+
+    stages = [STAGES[name]() for name in ("summarize", "prune_history") if name in STAGES]
+    return Pipeline(stages=stages)
