@@ -6,6 +6,7 @@
 [{'role': 'user', 'content': 'Hello'}]
 """
 
+from ctxopt.accounting import Accountant, BudgetAlert, Usage
 from ctxopt.errors import (
     BudgetError,
     CacheError,
@@ -16,6 +17,7 @@ from ctxopt.errors import (
     StoreError,
     TokenizerError,
 )
+from ctxopt.integrations import last_report, optimized, wrap
 from ctxopt.pipeline import Pipeline, Result, optimize
 from ctxopt.report import Report, StageReport
 from ctxopt.stages import STAGES, Fit, Stage, check_stage
@@ -26,6 +28,8 @@ from ctxopt.types import Context, Item
 __version__ = "0.1.0"
 
 __all__ = [
+    "Accountant",
+    "BudgetAlert",
     "BudgetError",
     "CacheError",
     "ConfigError",
@@ -45,9 +49,13 @@ __all__ = [
     "StoreError",
     "Tier",
     "TokenizerError",
+    "Usage",
     "check_stage",
     "dump_tiers",
     "get_tokenizer",
+    "last_report",
     "load_tiers",
     "optimize",
+    "optimized",
+    "wrap",
 ]

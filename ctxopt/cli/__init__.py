@@ -17,6 +17,7 @@ from ctxopt.errors import CtxoptError
 COMMANDS: dict[str, str] = {
     "optimize": "fit OpenAI-style messages from a JSON file to a tier",
     "tiers": "list the tiers in effect",
+    "report": "summarise a per-tenant accounting file saved by Accountant.save()",
     "bench": "run the benchmark suite and write the results folder",
     "tune": "recommend tier limits from recall curves or an evaluation set",
 }

@@ -1,0 +1,51 @@
+"""The one-screen text summary of an :class:`~ctxopt.accounting.Accountant`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ctxopt.accounting.usage import Usage
+
+if TYPE_CHECKING:
+    from ctxopt.accounting.accountant import Accountant
+
+HEADER = (f"{'tenant':<16} {'agent':<14} {'tier':<10} {'requests':>8} {'tokens in':>11} {'tokens out':>11} "
+          f"{'saved':>6} {'$ saved':>10} {'cache':>6} {'p50 ms':>7} {'p95 ms':>7}")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _row(u: Usage) -> str:
+    return (f"{_cut(u.tenant, 16):<16} {_cut(u.agent, 14):<14} {_cut(u.tier, 10):<10} {u.requests:>8,} "
+            f"{u.tokens_before:>11,} {u.tokens_after:>11,} {u.saved_share:>6.0%} {u.cost_saved:>10.4f} "
+            f"{_rate(u.cache_hit_rate):>6} {u.p50_ms:>7.1f} {u.p95_ms:>7.1f}")
+
+
+def render(accountant: Accountant, top: int = 15, by: Sequence[str] = ("tenant", "agent", "tier")) -> str:
+    total = accountant.total()
+    rows = accountant.usage(by=by)
+    tenants = {u.tenant for u in accountant.usage(by=("tenant",))}
+    lines = [
+        f"ctxopt usage: {total.requests:,} requests from {len(tenants)} tenant(s); "
+        f"{total.tokens_before:,} -> {total.tokens_after:,} tokens ({total.saved_share:.0%} saved), "
+        f"${total.cost_saved:.4f} saved",
+        f"optimisation latency p50 {total.p50_ms:.1f} ms, p95 {total.p95_ms:.1f} ms; "
+        f"embedding cache hit rate {_rate(total.cache_hit_rate)}",
+    ]
+    if rows:
+        lines += ["", HEADER] + [_row(u) for u in rows[:top]]
+        if len(rows) > top:
+            lines.append(f"... {len(rows) - top} more row(s); `ctxopt report --json` lists them all")
+    if accountant.budgets:
+        lines += ["", "monthly budgets (tokens sent to the model):"]
+        for tenant, status in accountant.budget_status().items():
+            lines.append(f"  {_cut(tenant, 16):<16} {status['month'] or 'no use yet':<10} "
+                         f"{status['used']:>13,} / {status['budget']:<13,} {status['share']:>5.0%}")
+    return "\n".join(lines)

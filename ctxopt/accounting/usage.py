@@ -1,0 +1,133 @@
+"""One row of usage: the running totals of one (tenant, agent, tier) and its latency samples.
+
+Latency is kept in a fixed-size reservoir (Vitter's algorithm R): every request has the same chance
+to be in the sample whatever the traffic, and memory stays the same after a million requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+RESERVOIR_SIZE = 512
+
+
+class Reservoir:
+    """A uniform sample of at most ``size`` values out of all values ever added."""
+
+    __slots__ = ("size", "seen", "values")
+
+    def __init__(self, size: int = RESERVOIR_SIZE, values: Iterable[float] = (), seen: int | None = None) -> None:
+        self.size = size
+        self.values = list(values)[:size]
+        self.seen = len(self.values) if seen is None else max(seen, len(self.values))
+
+    def add(self, value: float, rng: random.Random) -> None:
+        self.seen += 1
+        if len(self.values) < self.size:
+            self.values.append(value)
+        else:
+            slot = rng.randrange(self.seen)
+            if slot < self.size:
+                self.values[slot] = value
+
+
+def percentile(samples: Iterable[tuple[float, float]], q: float) -> float:
+    """The weighted nearest-rank ``q``-th percentile (0 < q <= 100) of ``(value, weight)`` pairs;
+    0.0 when there are none. Weights let reservoirs of different traffic be pooled fairly."""
+    ordered = sorted(samples)
+    total = sum(w for _, w in ordered)
+    if not ordered or total <= 0:
+        return 0.0
+    target, running = total * q / 100, 0.0
+    for value, weight in ordered:
+        running += weight
+        if running >= target - 1e-9 * total:
+            return value
+    return ordered[-1][0]
+
+
+@dataclasses.dataclass(kw_only=True)
+class Tally:
+    """Mutable running totals for one key; the accountant holds its lock while changing it."""
+
+    requests: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    cost_saved: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    latency: Reservoir = dataclasses.field(default_factory=Reservoir)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "latency"}
+        data["cost_saved"] = round(self.cost_saved, 8)
+        data["latency_seen"] = self.latency.seen
+        data["latency_seconds"] = [round(v, 6) for v in self.latency.values]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], size: int) -> Tally:
+        counts = {k: int(data[k]) for k in ("requests", "tokens_before", "tokens_after", "cache_hits", "cache_misses")}
+        latency = Reservoir(size, (float(v) for v in data["latency_seconds"]), int(data["latency_seen"]))
+        return cls(**counts, cost_saved=float(data["cost_saved"]), latency=latency)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Usage:
+    """What one tenant/agent/tier (or a roll-up of several, where a field is ``"*"``) used.
+
+    ``tokens_before`` reached ctxopt, ``tokens_after`` went to the model; latency is ctxopt's own
+    optimisation time per request, from a bounded sample (see :class:`Reservoir`).
+    """
+
+    tenant: str
+    agent: str
+    tier: str
+    requests: int
+    tokens_before: int
+    tokens_after: int
+    cost_saved: float
+    cache_hits: int
+    cache_misses: int
+    p50_ms: float
+    p95_ms: float
+
+    @property
+    def tokens_saved(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def saved_share(self) -> float:
+        return self.tokens_saved / self.tokens_before if self.tokens_before else 0.0
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Embedding-cache hits over lookups; ``None`` when no stage used the cache."""
+        lookups = self.cache_hits + self.cache_misses
+        return self.cache_hits / lookups if lookups else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "tokens_saved": self.tokens_saved,
+                "p50_ms": round(self.p50_ms, 3), "p95_ms": round(self.p95_ms, 3),
+                "cost_saved": round(self.cost_saved, 8), "cache_hit_rate": self.cache_hit_rate}
+
+
+def usage_of(key: tuple[str, str, str], tallies: Iterable[Tally]) -> Usage:
+    """The usage of several tallies summed under ``key``; latency percentiles pool their samples,
+    each weighted by how many requests it stands for."""
+    tallies = list(tallies)
+    samples = [(v, t.latency.seen / len(t.latency.values)) for t in tallies for v in t.latency.values]
+    return Usage(
+        tenant=key[0], agent=key[1], tier=key[2],
+        requests=sum(t.requests for t in tallies),
+        tokens_before=sum(t.tokens_before for t in tallies),
+        tokens_after=sum(t.tokens_after for t in tallies),
+        cost_saved=sum(t.cost_saved for t in tallies),
+        cache_hits=sum(t.cache_hits for t in tallies),
+        cache_misses=sum(t.cache_misses for t in tallies),
+        p50_ms=percentile(samples, 50) * 1000,
+        p95_ms=percentile(samples, 95) * 1000,
+    )

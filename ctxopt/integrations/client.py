@@ -1,0 +1,153 @@
+"""``ctxopt.wrap(client)``: an OpenAI-compatible client whose chat calls are fitted to a tier.
+
+Real OpenAI usage (any client with ``client.chat.completions.create(messages=..., ...)`` works the
+same: Azure OpenAI, vLLM, Ollama, LiteLLM, OpenRouter through the ``openai`` SDK, or your own)::
+
+    from openai import OpenAI
+    import ctxopt
+
+    client = ctxopt.wrap(OpenAI(), tier="free")
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    print(response.ctxopt_report)       # or client.last_report
+
+Only ``chat.completions.create`` (and ``parse`` / ``stream`` where the client has them) are changed:
+their ``messages`` are optimised, everything else is forwarded as given. Every other attribute of
+the client passes through untouched. An async client works the same with ``await``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ctxopt.errors import InputError
+from ctxopt.integrations.runner import Choice, Runner, attach
+from ctxopt.pipeline import Pipeline
+from ctxopt.report import Report
+from ctxopt.tiers import Tier
+
+OPTIMISED_METHODS = ("create", "parse", "stream")  # the chat.completions methods taking messages=
+REWRAPPED_METHODS = ("with_options", "copy")  # client methods returning a new, configured client
+
+
+class _Proxy:
+    """Forwards every attribute it does not define to the wrapped object."""
+
+    __slots__ = ("__wrapped__", "_ctxopt_runner")
+
+    def __init__(self, target: Any, runner: Runner) -> None:
+        object.__setattr__(self, "__wrapped__", target)
+        object.__setattr__(self, "_ctxopt_runner", runner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped__, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.__wrapped__, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self.__wrapped__)) | set(super().__dir__()))
+
+    def __repr__(self) -> str:
+        return f"<ctxopt {type(self).__name__} of {self.__wrapped__!r}>"
+
+
+class WrappedClient(_Proxy):
+    """The client returned by :func:`wrap`; ``last_report`` is this thread's (or task's) latest."""
+
+    __slots__ = ()
+
+    @property
+    def last_report(self) -> Report | None:
+        return self._ctxopt_runner.last_report
+
+    @property
+    def chat(self) -> Any:
+        return _Chat(self.__wrapped__.chat, self._ctxopt_runner)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.__wrapped__, name)
+        if name in REWRAPPED_METHODS and callable(value):
+            runner = self._ctxopt_runner
+
+            @functools.wraps(value)
+            def rewrapped(*args: Any, **kwargs: Any) -> WrappedClient:
+                return WrappedClient(value(*args, **kwargs), runner)
+
+            return rewrapped
+        return value
+
+
+class _Chat(_Proxy):
+    __slots__ = ()
+
+    @property
+    def completions(self) -> Any:
+        return _Completions(self.__wrapped__.completions, self._ctxopt_runner)
+
+
+class _Completions(_Proxy):
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.__wrapped__, name)
+        if name in OPTIMISED_METHODS and callable(value):
+            return _optimising(value, self._ctxopt_runner)
+        return value
+
+
+def _optimising(method: Callable[..., Any], runner: Runner) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if "messages" not in kwargs:
+            raise InputError(
+                f"{getattr(method, '__qualname__', 'create')}() got no messages= keyword argument; "
+                "a ctxopt-wrapped client needs the chat messages passed as messages=[...]"
+            )
+        result = runner.optimize(kwargs["messages"], kwargs)
+        kwargs["messages"] = result.messages
+        response = method(*args, **kwargs)
+        # An async client's create returns an awaitable (the OpenAI SDK's is not always a
+        # coroutine function, so the result is what tells): finish after it completes.
+        if inspect.isawaitable(response):
+            return _finish_later(response, result.report, runner, kwargs)
+        runner.record(result.report, kwargs)
+        return attach(response, result.report)
+
+    return call
+
+
+async def _finish_later(pending: Awaitable[Any], report: Report, runner: Runner, call: Mapping[str, Any]) -> Any:
+    response = await pending
+    runner.record(report, call)
+    return attach(response, report)
+
+
+def wrap(
+    client: Any,
+    tier: Choice = "pro",
+    pipeline: Pipeline | None = None,
+    tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
+    query: Choice = None,
+    accountant: Any = None,
+    tenant: Choice = None,
+    *,
+    agent: Choice = None,
+    on_report: Callable[[Report], Any] | None = None,
+) -> WrappedClient:
+    """Wrap an OpenAI-compatible ``client`` so every chat call's ``messages`` fit ``tier``.
+
+    ``tier``, ``query``, ``tenant`` and ``agent`` may be callables that receive the call's keyword
+    arguments and return the value, e.g. ``tier=lambda call: plans[call["user"]]``. The request's
+    ``model`` prices the report when ctxopt knows it (see ``ctxopt.prices``); otherwise the
+    pipeline's model does. The report of the latest call is ``response.ctxopt_report`` (when the
+    response object accepts attributes), ``client.last_report`` (per thread / asyncio task), and
+    ``on_report(report)``; with an ``accountant``, each call that returns is recorded under
+    ``tenant`` and ``agent``. Bad messages raise :class:`ctxopt.InputError` before any request.
+    See ``examples/agent_wrap.py`` for a runnable example.
+    """
+    return WrappedClient(client, Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query,
+                                        accountant=accountant, tenant=tenant, agent=agent, on_report=on_report))

@@ -1,0 +1,133 @@
+"""What the client wrapper and the decorator share: optimise one call's messages, remember the
+report for the caller's thread or task, attach it to the response, record it in the accountant.
+
+The latest reports live in a :class:`contextvars.ContextVar`, so concurrent threads and asyncio
+tasks each see the report of their own call, never a neighbour's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from ctxopt.errors import ConfigError
+from ctxopt.pipeline import Pipeline, Result
+from ctxopt.prices import PRICES_PER_1K
+from ctxopt.report import Report
+from ctxopt.tiers import TIERS_ENV, Tier, load_tiers, resolve_tier
+
+REPORT_ATTRIBUTE = "ctxopt_report"
+
+# (owner, report) pairs, newest first, for the last few wrappers used in this thread/task. One
+# module-level variable (ContextVars should never be created per object: contexts keep them alive).
+_LAST: ContextVar[tuple[tuple[int, Report], ...]] = ContextVar("ctxopt_last_reports", default=())
+_KEEP = 32
+_owners = itertools.count(1)
+
+Choice = Any  # a value, or a callable(call: Mapping[str, Any]) -> value chosen per call
+
+
+def last_report(owner: int | None = None) -> Report | None:
+    """The report of the latest optimised call in this thread or asyncio task (of ``owner`` only,
+    when given), or ``None`` before the first one."""
+    for key, report in _LAST.get():
+        if owner is None or key == owner:
+            return report
+    return None
+
+
+def _remember(owner: int, report: Report) -> None:
+    kept = tuple(pair for pair in _LAST.get() if pair[0] != owner)[: _KEEP - 1]
+    _LAST.set(((owner, report), *kept))
+
+
+def attach(response: Any, report: Report) -> Any:
+    """Set ``response.ctxopt_report`` where the object allows it; return the response.
+
+    Pydantic models (the OpenAI SDK's responses) get it outside their fields, so ``model_dump()``
+    and ``model_dump_json()`` are unchanged. Dicts, tuples and slotted objects are left as they are.
+    """
+    try:
+        if hasattr(type(response), "model_fields"):
+            object.__setattr__(response, REPORT_ATTRIBUTE, report)
+        else:
+            setattr(response, REPORT_ATTRIBUTE, report)
+    except (AttributeError, TypeError, ValueError):
+        pass  # nowhere to put it: the caller reads last_report instead
+    return response
+
+
+def _choose(choice: Choice, call: Mapping[str, Any]) -> Any:
+    return choice(call) if callable(choice) else choice
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Runner:
+    """Optimises the messages of one call with the wrapper's settings.
+
+    ``tier``, ``query``, ``tenant`` and ``agent`` are values, or callables that get the call's
+    keyword arguments (``model``, ``user``, ``metadata``, ... for a client) and return the value.
+    """
+
+    tier: Choice = "pro"
+    pipeline: Pipeline = None  # type: ignore[assignment]  # None: the default Pipeline()
+    tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None
+    query: Choice = None
+    accountant: Any = None
+    tenant: Choice = None
+    agent: Choice = None
+    on_report: Callable[[Report], Any] | None = None
+    owner: int = dataclasses.field(default_factory=lambda: next(_owners), init=False)
+    _by_model: dict[str, Pipeline] = dataclasses.field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.pipeline is None:
+            object.__setattr__(self, "pipeline", Pipeline())
+        elif not isinstance(self.pipeline, Pipeline):
+            raise ConfigError(f"pipeline must be a ctxopt.Pipeline or None, got {type(self.pipeline).__name__}")
+        if self.accountant is not None and not callable(getattr(self.accountant, "record", None)):
+            raise ConfigError(f"accountant must have a record(report, tenant=, agent=) method, "
+                              f"got {type(self.accountant).__name__}")
+        # Read a tiers file (or $CTXOPT_TIERS) once here, not on every request.
+        tiers = self.tiers if self.tiers is not None else os.environ.get(TIERS_ENV) or None
+        if isinstance(tiers, (str, os.PathLike)):
+            tiers = load_tiers(tiers)
+        object.__setattr__(self, "tiers", tiers)
+        if not callable(self.tier):  # a wrong tier name fails at wrap time, not on the first request
+            object.__setattr__(self, "tier", resolve_tier(self.tier, tiers))
+
+    @property
+    def last_report(self) -> Report | None:
+        return last_report(self.owner)
+
+    def optimize(self, messages: Sequence[Mapping[str, Any]], call: Mapping[str, Any]) -> Result:
+        """Fit ``messages``; ``call`` holds the call's other keyword arguments (``model``, ...)."""
+        tier = _choose(self.tier, call)
+        result = self._pipeline(call.get("model")).optimize(messages, tier, _choose(self.query, call),
+                                                            tiers=self.tiers)
+        _remember(self.owner, result.report)
+        if self.on_report is not None:
+            self.on_report(result.report)
+        return result
+
+    def record(self, report: Report, call: Mapping[str, Any]) -> None:
+        """Count a call that went through in the accountant, if there is one."""
+        if self.accountant is not None:
+            self.accountant.record(report, tenant=_choose(self.tenant, call), agent=_choose(self.agent, call))
+
+    def _pipeline(self, model: Any) -> Pipeline:
+        """The pipeline, priced for the request's ``model`` when ctxopt knows that model's price and
+        the pipeline has no explicit price (an explicit price is the user's contract: keep it)."""
+        base = self.pipeline
+        if not isinstance(model, str) or model == base.model or model not in PRICES_PER_1K or base.price_per_1k is not None:
+            return base
+        with self._lock:  # one derived pipeline per known model: bounded by the price table
+            if model not in self._by_model:
+                self._by_model[model] = dataclasses.replace(base, model=model)
+            return self._by_model[model]
