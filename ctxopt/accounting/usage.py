@@ -62,10 +62,10 @@ class Tally:
     latency: Reservoir = dataclasses.field(default_factory=Reservoir)
 
     def to_dict(self) -> dict[str, Any]:
+        # Unrounded: JSON floats round-trip exactly, so a loaded accountant equals the saved one.
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "latency"}
-        data["cost_saved"] = round(self.cost_saved, 8)
         data["latency_seen"] = self.latency.seen
-        data["latency_seconds"] = [round(v, 6) for v in self.latency.values]
+        data["latency_seconds"] = list(self.latency.values)
         return data
 
     @classmethod

@@ -10,7 +10,8 @@ same: Azure OpenAI, vLLM, Ollama, LiteLLM, OpenRouter through the ``openai`` SDK
     response = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     print(response.ctxopt_report)       # or client.last_report
 
-Only ``chat.completions.create`` (and ``parse`` / ``stream`` where the client has them) are changed:
+Only ``chat.completions.create`` (and ``parse`` / ``stream``, also under ``with_raw_response`` /
+``with_streaming_response``, where the client has them) are changed:
 their ``messages`` are optimised, everything else is forwarded as given. Every other attribute of
 the client passes through untouched. An async client works the same with ``await``.
 """
@@ -30,6 +31,8 @@ from ctxopt.report import Report
 from ctxopt.tiers import Tier
 
 OPTIMISED_METHODS = ("create", "parse", "stream")  # the chat.completions methods taking messages=
+# The OpenAI SDK's views of the same methods returning the raw HTTP response or a streaming one.
+RESPONSE_VIEWS = ("with_raw_response", "with_streaming_response")
 REWRAPPED_METHODS = ("with_options", "copy")  # client methods returning a new, configured client
 
 
@@ -96,6 +99,8 @@ class _Completions(_Proxy):
         value = getattr(self.__wrapped__, name)
         if name in OPTIMISED_METHODS and callable(value):
             return _optimising(value, self._ctxopt_runner)
+        if name in RESPONSE_VIEWS:
+            return _Completions(value, self._ctxopt_runner)
         return value
 
 

@@ -1,0 +1,215 @@
+"""ctxopt.wrap and @ctxopt.optimized, end to end with the offline stand-in client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import ctxopt
+from ctxopt.integrations.stand_in import AsyncStandInClient, ContextLengthExceeded, StandInClient
+
+FREE_BUDGET = ctxopt.DEFAULT_TIERS["free"].budget
+
+
+@pytest.fixture(scope="module")
+def conversation() -> list[dict]:
+    """The on-call conversation (about 4,400 tokens): over a 4k window and the free tier."""
+    path = Path(__file__).parents[1] / "examples" / "oncall_conversation.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sent_tokens(client: StandInClient) -> int:
+    return ctxopt.get_tokenizer().count_messages(client.last_request["messages"])
+
+
+def test_the_conversation_does_not_fit_the_stand_in_without_ctxopt(conversation):
+    with pytest.raises(ContextLengthExceeded):
+        StandInClient(context_window=4096).chat.completions.create(model="gpt-4o", messages=conversation)
+
+
+def test_wrapped_client_sends_messages_that_fit_the_tier(conversation):
+    llm = StandInClient(context_window=4096)
+    client = ctxopt.wrap(llm, tier="free")
+    response = client.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert sent_tokens(llm) <= FREE_BUDGET
+    assert response.usage.prompt_tokens == sent_tokens(llm) == response.ctxopt_report.tokens_after
+    assert llm.last_request["messages"][-1] == conversation[-1]  # the question survives
+
+
+def test_report_is_attached_and_is_this_threads_last_report(conversation):
+    client = ctxopt.wrap(StandInClient(), tier="free")
+    assert client.last_report is None
+    response = client.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert isinstance(response.ctxopt_report, ctxopt.Report)
+    assert client.last_report is response.ctxopt_report is ctxopt.last_report()
+    assert response.ctxopt_report.tokens_before > FREE_BUDGET >= response.ctxopt_report.tokens_after
+
+
+def test_other_attributes_and_arguments_pass_through(conversation):
+    llm = StandInClient()
+    client = ctxopt.wrap(llm, tier="pro")
+    assert client.base_url == llm.base_url and client.context_window == llm.context_window
+    client.base_url = "stand-in://elsewhere"
+    assert llm.base_url == "stand-in://elsewhere"
+    assert client.chat.completions.__wrapped__ is llm.chat.completions
+    client.chat.completions.create(model="gpt-4o", messages=conversation[:3], temperature=0.2, user="u1")
+    assert llm.last_request["temperature"] == 0.2 and llm.last_request["user"] == "u1"
+    assert llm.last_request["messages"] == conversation[:3]  # already fits: unchanged
+
+
+def test_bad_messages_raise_input_error_before_any_request():
+    llm = StandInClient()
+    client = ctxopt.wrap(llm, tier="free")
+    with pytest.raises(ctxopt.InputError, match="role 'robot'"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "robot", "content": "beep"}])
+    with pytest.raises(ctxopt.InputError, match="messages="):
+        client.chat.completions.create(model="gpt-4o")
+    assert llm.last_request is None
+
+
+def test_unknown_tier_fails_when_wrapping():
+    with pytest.raises(ctxopt.ConfigError, match="unknown tier 'gold'"):
+        ctxopt.wrap(StandInClient(), tier="gold")
+
+
+def test_known_request_model_prices_the_report_and_unknown_ones_fall_back(conversation):
+    client = ctxopt.wrap(StandInClient(), tier="free")
+    mini = client.chat.completions.create(model="gpt-4o-mini", messages=conversation).ctxopt_report
+    local = client.chat.completions.create(model="llama-3-8b", messages=conversation).ctxopt_report
+    assert (mini.model, mini.price_per_1k) == ("gpt-4o-mini", 0.00015)
+    assert local.model == ctxopt.Pipeline().model
+    contract = ctxopt.wrap(StandInClient(), tier="free", pipeline=ctxopt.Pipeline(price_per_1k=0.01))
+    assert contract.chat.completions.create(model="gpt-4o-mini", messages=conversation).ctxopt_report.price_per_1k == 0.01
+
+
+def test_tier_tenant_and_agent_can_be_chosen_per_call(conversation):
+    plans = {"alice": "free", "bob": "enterprise"}
+    accountant = ctxopt.Accountant()
+    client = ctxopt.wrap(StandInClient(), tier=lambda call: plans[call["user"]], accountant=accountant,
+                         tenant=lambda call: call["user"], agent="helpdesk")
+    assert client.chat.completions.create(model="gpt-4o", messages=conversation, user="alice").ctxopt_report.tier == "free"
+    assert client.chat.completions.create(model="gpt-4o", messages=conversation, user="bob").ctxopt_report.tier == "enterprise"
+    assert {(u.tenant, u.agent, u.tier) for u in accountant.usage()} == {("alice", "helpdesk", "free"),
+                                                                          ("bob", "helpdesk", "enterprise")}
+
+
+def test_only_calls_that_return_are_accounted(conversation):
+    accountant = ctxopt.Accountant()
+    client = ctxopt.wrap(StandInClient(context_window=4096), tier="pro", accountant=accountant, tenant="acme")
+    with pytest.raises(ContextLengthExceeded):  # pro's budget is larger than this model's window
+        client.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert client.last_report.tier == "pro"  # what was sent is still there to debug
+    assert accountant.total().requests == 0
+    client.chat.completions.create(model="gpt-4o", messages=conversation[:4])
+    assert accountant.usage()[0].tenant == "acme" and accountant.total().requests == 1
+
+
+def test_on_report_gets_every_report(conversation):
+    seen = []
+    client = ctxopt.wrap(StandInClient(), tier="free", on_report=seen.append)
+    response = client.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert seen == [response.ctxopt_report]
+
+
+class DictClient:
+    """A client whose responses are plain dicts: nowhere to attach a report."""
+
+    def __init__(self) -> None:
+        self.chat = self
+        self.completions = self
+
+    def create(self, **kwargs):
+        return {"messages": kwargs["messages"]}
+
+    def with_options(self, **options):
+        return DictClient()
+
+
+def test_responses_that_take_no_attributes_are_returned_as_they_are(conversation):
+    client = ctxopt.wrap(DictClient(), tier="free")
+    response = client.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert isinstance(response, dict)
+    assert ctxopt.get_tokenizer().count_messages(response["messages"]) == client.last_report.tokens_after <= FREE_BUDGET
+
+
+def test_clients_made_by_with_options_stay_wrapped(conversation):
+    derived = ctxopt.wrap(DictClient(), tier="free").with_options(timeout=5)
+    assert isinstance(derived, ctxopt.integrations.WrappedClient)
+    response = derived.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert ctxopt.get_tokenizer().count_messages(response["messages"]) <= FREE_BUDGET
+
+
+def test_async_client_is_optimised_and_reports_per_task(conversation):
+    accountant = ctxopt.Accountant()
+    client = ctxopt.wrap(AsyncStandInClient(), tier=lambda call: call["metadata"]["tier"], accountant=accountant)
+
+    async def ask(tier: str) -> tuple[ctxopt.Report, ctxopt.Report]:
+        response = await client.chat.completions.create(model="gpt-4o", messages=conversation, metadata={"tier": tier})
+        await asyncio.sleep(0)  # let the other task run its call in between
+        return response.ctxopt_report, client.last_report
+
+    async def both():
+        return await asyncio.gather(ask("free"), ask("enterprise"))
+
+    (free, free_last), (big, big_last) = asyncio.run(both())
+    assert free is free_last and big is big_last  # each task sees its own call's report
+    assert free.tier == "free" and free.tokens_after <= FREE_BUDGET and big.tier == "enterprise"
+    assert accountant.total().requests == 2
+
+
+def test_last_report_is_per_thread(conversation):
+    client = ctxopt.wrap(StandInClient(), tier=lambda call: call["user"])
+    barrier = threading.Barrier(2)
+    seen = {}
+
+    def ask(tier: str) -> None:
+        client.chat.completions.create(model="gpt-4o", messages=conversation, user=tier)
+        barrier.wait()  # both calls are done before either thread reads its report
+        seen[tier] = client.last_report.tier
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in ("free", "enterprise")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"free": "free", "enterprise": "enterprise"}
+
+
+def test_two_wrappers_keep_their_own_last_report(conversation):
+    free = ctxopt.wrap(StandInClient(), tier="free")
+    pro = ctxopt.wrap(StandInClient(), tier="pro")
+    free.chat.completions.create(model="gpt-4o", messages=conversation)
+    pro.chat.completions.create(model="gpt-4o", messages=conversation)
+    assert (free.last_report.tier, pro.last_report.tier, ctxopt.last_report().tier) == ("free", "pro", "pro")
+
+
+def test_optimized_decorator_returns_fitted_messages_with_their_report(conversation):
+    accountant = ctxopt.Accountant()
+
+    @ctxopt.optimized(tier=lambda args: args["plan"], accountant=accountant, tenant="acme")
+    def build(question: str, plan: str = "free") -> list[dict]:
+        return [*conversation[:-1], {"role": "user", "content": question}]
+
+    messages = build("What is the next action?")
+    assert isinstance(messages, list) and messages[-1]["content"] == "What is the next action?"
+    assert ctxopt.get_tokenizer().count_messages(messages) == messages.report.tokens_after <= FREE_BUDGET
+    assert build("Again?", plan="enterprise").report.tier == "enterprise"
+    assert build.__name__ == "build" and accountant.total().requests == 2
+
+
+def test_optimized_decorator_works_on_async_functions_and_surfaces_bad_messages(conversation):
+    @ctxopt.optimized(tier="free")
+    async def build() -> list[dict]:
+        return conversation
+
+    @ctxopt.optimized(tier="free")
+    def broken() -> list[dict]:
+        return [{"role": "user"}]
+
+    assert asyncio.run(build()).report.tokens_after <= FREE_BUDGET
+    with pytest.raises(ctxopt.InputError, match="no 'content'"):
+        broken()
