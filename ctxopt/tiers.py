@@ -136,6 +136,8 @@ def load_tiers(path: str | os.PathLike[str]) -> dict[str, Tier]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"tiers file {str(path)!r} does not exist") from None
+    except OSError as exc:  # a folder, no permission, ...: say which path, not a bare OSError
+        raise ConfigError(f"cannot read tiers file {str(path)!r}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"tiers file {str(path)!r} is not valid TOML: {exc}") from exc
     if not data:
@@ -162,8 +164,12 @@ def resolve_tier(tier: Tier | str, tiers: Mapping[str, Tier] | str | os.PathLike
     table = dict(DEFAULT_TIERS)
     if isinstance(tiers, (str, os.PathLike)):
         table.update(load_tiers(tiers))
-    elif tiers is not None:
+    elif isinstance(tiers, Mapping):
         table.update(tiers)
+    elif tiers is not None:
+        raise ConfigError(f"tiers must be a dict of name -> Tier or a TOML path, got {type(tiers).__name__}")
     if not isinstance(tier, str) or tier not in table:
         raise ConfigError(f"unknown tier {tier!r}; choose from {', '.join(sorted(table))} or pass a Tier(...)")
+    if not isinstance(table[tier], Tier):
+        raise ConfigError(f"tiers[{tier!r}] must be a Tier, got {type(table[tier]).__name__}; e.g. Tier(4096, reserve=512)")
     return table[tier]
