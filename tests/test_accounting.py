@@ -190,3 +190,10 @@ def test_cli_report_rejects_a_bad_file_with_exit_code_2(tmp_path, capsys):
     assert "not a ctxopt accounting file" in err and "Accountant.save()" in err
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "cannot read accounting file" in capsys.readouterr().err
+
+
+def test_without_a_callback_alerts_are_logged_as_warnings(caplog):
+    accountant = Accountant(budgets={"acme": 100}, thresholds=[0.9], clock=lambda: JUNE)
+    with caplog.at_level("WARNING", logger="ctxopt.accounting"):
+        accountant.record(report(after=95), tenant="acme")
+    assert "tenant 'acme' used 95/100 tokens in 2026-05" in caplog.text
