@@ -53,6 +53,10 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
+        if self.encoding is not None and not isinstance(self.encoding, str):
+            raise ConfigError(f"encoding must be a tiktoken encoding name such as 'cl100k_base', got {self.encoding!r}")
+        if not isinstance(self.model, str):
+            raise ConfigError(f"model must be a model name such as 'gpt-4o', got {self.model!r}")
         for stage in self.stages:
             if not callable(getattr(stage, "run", None)) or not isinstance(getattr(stage, "name", None), str):
                 raise ConfigError(f"{stage!r} is not a stage: a stage has a str `name` and a run(context) method")
@@ -155,7 +159,10 @@ class Pipeline:
         stages = config.get("stages", [])
         if not isinstance(stages, Sequence) or isinstance(stages, str):
             raise ConfigError("pipeline 'stages' must be a list of tables, each with a 'name'")
-        fit = _build_stage({"name": "fit", **config.get("fit", {})})
+        fit_options = config.get("fit", {})
+        if not isinstance(fit_options, Mapping):
+            raise ConfigError(f"pipeline 'fit' must be a table of fit options, got {fit_options!r}")
+        fit = _build_stage({"name": "fit", **fit_options})
         return cls(stages=tuple(_build_stage(s) for s in stages), fit=fit,
                    **{k: config[k] for k in ("encoding", "model", "price_per_1k") if k in config})
 
@@ -203,4 +210,6 @@ def optimize(
     >>> report.tokens_after <= report.budget
     True
     """
+    if pipeline is not None and not isinstance(pipeline, Pipeline):
+        raise ConfigError(f"pipeline must be a ctxopt.Pipeline (e.g. Pipeline.from_config(...)), got {pipeline!r}")
     return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers)
