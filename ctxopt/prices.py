@@ -27,7 +27,9 @@ PRICES_PER_1K: dict[str, float] = {
 def price_per_1k(model: str, override: float | None = None) -> float:
     """The input price per 1k tokens of ``model``; ``override`` wins when given."""
     if override is not None:
-        if not isinstance(override, (int, float)) or override < 0:
+        # NaN passes a plain `< 0` test and would turn every saving in the report into NaN
+        if isinstance(override, bool) or not isinstance(override, (int, float)) or not override >= 0 \
+                or override == float("inf"):
             raise ConfigError(f"price_per_1k must be a non-negative number, got {override!r}")
         return float(override)
     if model not in PRICES_PER_1K:
