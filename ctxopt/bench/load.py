@@ -1,0 +1,223 @@
+"""Load: ``optimize`` driven from N threads on LoCoMo-sized conversations; latency, throughput, RSS.
+
+An agent platform calls ctxopt on every request, from many worker threads sharing one process, one
+tokenizer and one embedding cache. This benchmark replays that: each LoCoMo conversation
+(``locomo7.json``, ~20k tokens each) is the chat history and each of its QA questions is the new
+user message. For 1, 2, 8 and 32 threads it runs for a fixed time and records throughput and
+p50/p95/p99 latency. A long run (10k requests) samples the process RSS every 1k requests to show
+memory stays flat once the caches are warm.
+
+The baseline is the same pipeline called from a single thread: the numbers show what concurrency
+costs per request on this machine (Python holds the GIL, so N threads on 2 cores cannot all run).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+THREADS = (1, 2, 8, 32)
+# History stages used when they are registered (they land in ctxopt.stages.STAGES separately).
+HISTORY_STAGES = ("prune_history", "summarize")
+
+
+def locomo_requests(limit: int | None = None) -> list[tuple[list[dict[str, str]], str]]:
+    """(history messages, question) pairs: every LoCoMo conversation with each of its questions.
+
+    Speaker A's turns are the user's, speaker B's the assistant's; the question is the final user
+    message, so every request has a different query over a large shared history.
+    """
+    from ctxopt.bench.data import data_dir
+
+    samples = json.loads((data_dir() / "locomo" / "locomo7.json").read_text(encoding="utf-8"))
+    requests = []
+    for sample in samples:
+        conversation = sample["conversation"]
+        speaker_a = conversation["speaker_a"]
+        history = [{"role": "system", "content": f"You are {conversation['speaker_b']}'s assistant; "
+                    "answer from the conversation."}]
+        sessions = sorted((k for k in conversation if k.startswith("session_") and k.split("_")[1].isdigit()
+                           and not k.endswith("date_time")), key=lambda k: int(k.split("_")[1]))
+        for session in sessions:
+            for turn in conversation[session]:
+                role = "user" if turn["speaker"] == speaker_a else "assistant"
+                history.append({"role": role, "content": f"{turn['speaker']}: {turn['text']}"})
+        if history[-1]["role"] == "user":  # the question must be the latest user message
+            history.append({"role": "assistant", "content": "OK."})
+        requests += [(history, qa["question"]) for qa in sample["qa"]]
+    # interleave conversations so consecutive requests hit different histories
+    requests.sort(key=lambda r: (hash(r[1]) % 997, r[1]))
+    return requests[:limit] if limit else requests
+
+
+def build_pipeline() -> tuple[Any, list[str]]:
+    """The full history pipeline (pruning, summary, fit) with the stages registered today."""
+    from ctxopt.pipeline import Pipeline
+    from ctxopt.stages import STAGES
+
+    stages = [STAGES[name]() for name in HISTORY_STAGES if name in STAGES]
+    return Pipeline(stages=tuple(stages)), [*(s.name for s in stages), "fit"]
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux /proc; falls back to peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank, the way latency SLOs are usually read."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil without floats
+    return ordered[int(rank) - 1]
+
+
+def drive(call: Callable[[int], Any], threads: int, *, seconds: float | None = None,
+          requests: int | None = None, on_count: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Call ``call(i)`` from ``threads`` threads for ``seconds`` or until ``requests`` calls are done.
+
+    Returns throughput, latency percentiles in milliseconds and errors. ``on_count(n)`` runs (in the
+    worker that finished request ``n``) so a caller can sample memory at request counts.
+    """
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(10**12))
+    stop = threading.Event()
+    start_gate = threading.Barrier(threads + 1)
+
+    def worker() -> None:
+        start_gate.wait()
+        while not stop.is_set():
+            with lock:
+                n = next(counter)
+            if requests is not None and n >= requests:
+                return
+            t0 = time.perf_counter()
+            try:
+                call(n)
+            except Exception as exc:  # a load test records failures; it does not stop at the first
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+                done = len(latencies)
+            if on_count is not None:
+                on_count(done)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    start_gate.wait()
+    started = time.perf_counter()
+    if seconds is not None:
+        stop.wait(seconds)
+        stop.set()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - started
+    ms = [x * 1000 for x in latencies]
+    return {"threads": threads, "requests": len(ms), "errors": len(errors), "first_error": errors[0] if errors else None,
+            "seconds": round(wall, 2), "throughput_rps": round(len(ms) / wall, 1),
+            "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2),
+            "p99_ms": round(percentile(ms, 99), 2), "rss_mb": round(rss_mb(), 1)}
+
+
+def memory_run(call: Callable[[int], Any], total: int, threads: int, every: int = 1000) -> dict[str, Any]:
+    """RSS sampled every ``every`` requests over ``total`` requests (gc first, so garbage awaiting
+    collection does not count as a leak)."""
+    samples: dict[int, float] = {}
+    marks = set(range(every, total + 1, every))
+    lock = threading.Lock()
+
+    def on_count(n: int) -> None:
+        if n in marks:
+            with lock:
+                gc.collect()
+                samples[n] = round(rss_mb(), 1)
+
+    stats = drive(call, threads, requests=total, on_count=on_count)
+    first, last = samples.get(min(marks)), samples.get(max(marks))
+    growth = (last - first) / first if first and last else float("nan")
+    return {"requests": total, "threads": threads, "rss_mb_by_requests": samples,
+            "rss_growth": round(growth, 4), "within_10_percent": bool(abs(growth) <= 0.10),
+            "throughput_rps": stats["throughput_rps"], "errors": stats["errors"]}
+
+
+def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    """Run the load benchmark; write ``load.json`` and ``load.md`` into ``out_dir``."""
+    from ctxopt.bench.output import write_table
+    from ctxopt.tokens import get_tokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    requests = locomo_requests()
+    pipeline, stage_names = build_pipeline()
+    tokenizer = get_tokenizer()
+    history_tokens = sorted({tokenizer.count_messages(h) for h, _ in requests})
+    seconds = 3.0 if quick else 20.0
+    total = 2000 if quick else 10000
+
+    def call(n: int) -> Any:
+        history, question = requests[n % len(requests)]
+        return pipeline.optimize([*history, {"role": "user", "content": question}], tier="pro")
+
+    rss_start = rss_mb()
+    t0 = time.perf_counter()
+    for n in range(len(requests)):  # warm every cache once, as a long-running server would be
+        call(n)
+    warm_seconds = time.perf_counter() - t0
+    rss_warm = rss_mb()
+    by_threads = []
+    for threads in THREADS:
+        stats = drive(call, threads, seconds=seconds)
+        by_threads.append(stats)
+        print(f"  {threads:>2} threads: {stats['throughput_rps']:>7.1f} req/s  p50 {stats['p50_ms']:.1f} ms  "
+              f"p95 {stats['p95_ms']:.1f} ms  p99 {stats['p99_ms']:.1f} ms  RSS {stats['rss_mb']:.0f} MB", flush=True)
+    memory = memory_run(call, total, threads=8)
+    single = by_threads[0]
+    eight = next(s for s in by_threads if s["threads"] == 8)
+    p99_ratio = round(eight["p99_ms"] / single["p99_ms"], 2)
+    results = {
+        "workload": {"conversations": 7, "requests": len(requests), "stages": stage_names, "tier": "pro",
+                     "history_tokens_min": history_tokens[0], "history_tokens_max": history_tokens[-1],
+                     "cpu_count": os.cpu_count(), "seconds_per_level": seconds, "quick": quick,
+                     "warmup_requests": len(requests), "warmup_seconds": round(warm_seconds, 1),
+                     "rss_mb_start": round(rss_start, 1), "rss_mb_warm": round(rss_warm, 1)},
+        "by_threads": by_threads,
+        "memory": memory,
+        "headline": {"single_thread_p99_ms": single["p99_ms"], "eight_thread_p99_ms": eight["p99_ms"],
+                     "p99_ratio_8_vs_1": p99_ratio, "p99_within_3x": p99_ratio <= 3.0,
+                     "rss_growth_1k_to_last": memory["rss_growth"], "rss_flat": memory["within_10_percent"]},
+    }
+    (out_dir / "load.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    rows = [[s["threads"], s["requests"], s["errors"], s["throughput_rps"], s["p50_ms"], s["p95_ms"], s["p99_ms"],
+             s["rss_mb"]] for s in by_threads]
+    marks = sorted(memory["rss_mb_by_requests"])
+    notes = [
+        f"Workload: {len(requests)} requests (7 LoCoMo conversations x their questions), history "
+        f"{history_tokens[0]}-{history_tokens[-1]} tokens, tier pro, stages {' -> '.join(stage_names)}; "
+        f"{os.cpu_count()} cores; {seconds:.0f} s per level after one warm-up pass over every request.",
+        f"Baseline: the single-thread row. p99 at 8 threads is {p99_ratio}x the single-thread p99 "
+        f"(target <= 3x: {'met' if p99_ratio <= 3 else 'not met'}).",
+        f"Memory over {memory['requests']} requests from {memory['threads']} threads: RSS "
+        + ", ".join(f"{memory['rss_mb_by_requests'][m]} MB after {m}" for m in (marks[0], marks[-1]))
+        + f" ({memory['rss_growth']:+.1%}; target within 10%: {'met' if memory['within_10_percent'] else 'not met'}).",
+    ]
+    write_table(out_dir / "load.md", "Load: optimize from N threads",
+                ["threads", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "RSS MB"], rows, notes)
+    return results
