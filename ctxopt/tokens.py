@@ -31,6 +31,7 @@ ENCODING_ENV = "CTXOPT_ENCODING"
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+_CACHED_CHARS = 4096
 
 # tiktoken's own cache lookup (tiktoken.load.read_file_cached) keys files by the sha1 of this URL.
 _BLOB_URLS = {"cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"}
@@ -79,11 +80,16 @@ class Tokenizer:
     def __init__(self, encoding: str = DEFAULT_ENCODING) -> None:
         self.name = encoding
         self._encoding = _load_encoding(encoding)
-        # lru_cache on a bound method keeps one cache per tokenizer; text is the key.
-        self.count = lru_cache(maxsize=65536)(self._count)
+        # One cache per tokenizer, keyed by the text. Only texts up to _CACHED_CHARS are kept, so the
+        # cache stays bounded (16k entries x 4k chars) however large the messages a caller sends.
+        self._cached_count = lru_cache(maxsize=16384)(self._count)
 
     def __repr__(self) -> str:
         return f"Tokenizer({self.name!r})"
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text``; repeated texts (a growing chat history) are counted once."""
+        return self._cached_count(text) if len(text) <= _CACHED_CHARS else self._count(text)
 
     def _count(self, text: str) -> int:
         # Text that looks like a special token (<|endoftext|>) is counted as the plain text it is.
