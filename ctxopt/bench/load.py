@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 THREADS = (1, 2, 8, 32)
-# History stages used when they are registered (they land in ctxopt.stages.STAGES separately).
-HISTORY_STAGES = ("prune_history", "summarize")
+# History stages, with their options, used when registered: pruning scores the turns, the summary
+# covers old turns while keeping them in place for the fit (pruning plus summary).
+HISTORY_STAGES: dict[str, dict[str, Any]] = {"prune_history": {}, "summarize": {"keep_turns": True}}
 
 
 def locomo_requests(limit: int | None = None) -> list[tuple[list[dict[str, str]], str]]:
@@ -61,7 +62,7 @@ def build_pipeline() -> tuple[Any, list[str]]:
     from ctxopt.pipeline import Pipeline
     from ctxopt.stages import STAGES
 
-    stages = [STAGES[name]() for name in HISTORY_STAGES if name in STAGES]
+    stages = [STAGES[name](**options) for name, options in HISTORY_STAGES.items() if name in STAGES]
     return Pipeline(stages=tuple(stages)), [*(s.name for s in stages), "fit"]
 
 
