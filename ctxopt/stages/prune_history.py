@@ -2,7 +2,7 @@
 
 Each history unit (a message, or a tool-call unit scored as one) gets a score that combines its
 embedding similarity and IDF-weighted keyword overlap with the query. The last ``keep_last`` units
-score ``inf`` so the fit always takes them first; protected items keep their score (the fit keeps
+(protected ones count) score ``inf`` so the fit always takes them first; protected items keep their score (the fit keeps
 them anyway). A relevant turn lends ``neighbour_decay`` of its score to the ``neighbours`` units
 before it (the question before an answer), so they come in with it when they fit.
 
