@@ -6,9 +6,15 @@ read it, so they cannot drift. Stage modules import heavy dependencies only insi
 
 from ctxopt.stages.base import Stage, check_stage, stage_config
 from ctxopt.stages.fit import Fit
+from ctxopt.stages.prune_chunks import PruneChunks
+from ctxopt.stages.prune_history import PruneHistory
+from ctxopt.stages.summarize import Summarize
 
 STAGES: dict[str, type] = {
     Fit.name: Fit,
+    PruneChunks.name: PruneChunks,
+    PruneHistory.name: PruneHistory,
+    Summarize.name: Summarize,
 }
 
 __all__ = ["STAGES", "Fit", "Stage", "check_stage", "stage_config"]
