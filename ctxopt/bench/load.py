@@ -18,6 +18,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,29 +32,24 @@ HISTORY_STAGES: dict[str, dict[str, Any]] = {"prune_history": {}, "summarize": {
 def locomo_requests(limit: int | None = None) -> list[tuple[list[dict[str, str]], str]]:
     """(history messages, question) pairs: every LoCoMo conversation with each of its questions.
 
-    Speaker A's turns are the user's, speaker B's the assistant's; the question is the final user
-    message, so every request has a different query over a large shared history.
+    The turns are the memory benchmark's (speaker A as the user, B as the assistant), sent as plain
+    messages the way an agent sends them; the question is the final user message, so every
+    request has a different query over a large shared history.
     """
     from ctxopt.bench.data import data_dir
+    from ctxopt.bench.memory import DATASET, conversation_items
 
-    samples = json.loads((data_dir() / "locomo" / "locomo7.json").read_text(encoding="utf-8"))
+    samples = json.loads((data_dir() / DATASET).read_text(encoding="utf-8"))
     requests = []
     for sample in samples:
-        conversation = sample["conversation"]
-        speaker_a = conversation["speaker_a"]
-        history = [{"role": "system", "content": f"You are {conversation['speaker_b']}'s assistant; "
-                    "answer from the conversation."}]
-        sessions = sorted((k for k in conversation if k.startswith("session_") and k.split("_")[1].isdigit()
-                           and not k.endswith("date_time")), key=lambda k: int(k.split("_")[1]))
-        for session in sessions:
-            for turn in conversation[session]:
-                role = "user" if turn["speaker"] == speaker_a else "assistant"
-                history.append({"role": role, "content": f"{turn['speaker']}: {turn['text']}"})
+        speaker = sample["conversation"]["speaker_b"]
+        history = [{"role": "system", "content": f"You are {speaker}'s assistant; answer from the conversation."}]
+        history += [item.to_message() for item in conversation_items(sample)]
         if history[-1]["role"] == "user":  # the question must be the latest user message
             history.append({"role": "assistant", "content": "OK."})
-        requests += [(history, qa["question"]) for qa in sample["qa"]]
+        requests += [(history, str(qa["question"])) for qa in sample["qa"]]
     # interleave conversations so consecutive requests hit different histories
-    requests.sort(key=lambda r: (hash(r[1]) % 997, r[1]))
+    requests.sort(key=lambda r: (zlib.crc32(r[1].encode()) % 997, r[1]))
     return requests[:limit] if limit else requests
 
 
@@ -179,7 +175,9 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 
     rss_start = rss_mb()
     t0 = time.perf_counter()
-    for n in range(len(requests)):  # warm every cache once, as a long-running server would be
+    from tqdm.auto import tqdm
+
+    for n in tqdm(range(len(requests)), desc="warm-up", unit="req"):  # warm every cache once, as a server would be
         call(n)
     warm_seconds = time.perf_counter() - t0
     rss_warm = rss_mb()
