@@ -93,6 +93,9 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                # transformers draws a "Loading weights" bar on stderr: noise in a server's logs and
+                # in a CLI whose errors are one line (set the variable to 0 to see it again)
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 from sentence_transformers import SentenceTransformer
 
                 source = self.model
