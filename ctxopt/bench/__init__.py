@@ -1,0 +1,1 @@
+"""Benchmarks behind `ctxopt bench`: datasets, metrics, and one module per benchmark."""
