@@ -2,8 +2,9 @@
 
 For every QA pair of categories 1-4 with evidence, the history is the whole conversation (LoCoMo
 questions are asked after it ends) and the question is the query. Each variant runs the real
-pipeline (items, stages, Fit with a tier whose history cap is the budget plus the question) at
-history budgets of 500, 1000, 2000 and 4000 tokens. Evidence recall is the share of evidence turns
+pipeline (items, stages, Fit with a tier whose history cap is the budget, question included, as
+in any tier) at history budgets of 500, 1000, 2000 and 4000 tokens; the recency window gets the same
+budget less the question. Evidence recall is the share of evidence turns
 kept: a turn kept verbatim counts 1; a turn in a summary counts the share of its sentences the
 summary kept. Tokens kept are the history and summary messages' tokens, without the question.
 
@@ -29,7 +30,7 @@ from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.stages.summarize import Summarize
 from ctxopt.text import split_sentences
 from ctxopt.tiers import Tier
-from ctxopt.tokens import REPLY_PRIMING, get_tokenizer
+from ctxopt.tokens import get_tokenizer
 from ctxopt.types import Context, Item
 
 BUDGETS = (500, 1000, 2000, 4000)
@@ -81,14 +82,60 @@ def load(quick: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def variants(budget: int, embedder: Any) -> dict[str, tuple[list[Any], int]]:
-    """Each variant's stages and summary share (tokens of the budget given to the summary)."""
+# The tuner reads the "ctxopt prune" curve at these history caps (a finer grid than the table's).
+CURVE_BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000)
+DEFAULT_VARIANT = "ctxopt prune"
+
+
+def variants(budget: int, embedder: Any) -> dict[str, tuple[list[Any], Tier]]:
+    """Each variant's stages and tier at a history budget. The budget is the tier's history cap
+    (question included, as in any tier), split with the summary cap where a variant summarises."""
+    def tier(summary: int) -> Tier:
+        return Tier(budget + 64, history=budget - summary, summary=summary, retrieved=0, name=f"history-{budget}")
+
     return {
-        "ctxopt prune": ([PruneHistory(embedder=embedder)], 0),
-        "summary only": ([Summarize(keep_last=4, max_tokens=budget // 2)], budget // 2),
+        "ctxopt prune": ([PruneHistory(embedder=embedder)], tier(0)),
+        "summary only": ([Summarize(keep_last=4, max_tokens=budget // 2)], tier(budget // 2)),
         "ctxopt prune + summary": ([PruneHistory(embedder=embedder), Summarize(keep_last=4, keep_turns=True,
-                                                                            max_tokens=budget // 4)], budget // 4),
+                                                                            max_tokens=budget // 4)], tier(budget // 4)),
     }
+
+
+def question_item(question: str) -> Item:
+    item = Item(id="question", kind="user", text=question, protected=True)
+    return item.replace(tokens=get_tokenizer().count_message(item.to_message()))
+
+
+def evaluate(conversations: list[dict[str, Any]], stages: list[Any], tier: Tier) -> dict[str, float]:
+    """Mean evidence recall and history tokens kept when every question's prompt is fitted to
+    ``tier`` by ``stages`` + fit: what a tier (say, one ``ctxopt tune`` wrote) gives on LoCoMo."""
+    pipeline = Pipeline(stages=tuple(stages))
+    recalls, kept = [], []
+    for conv in conversations:
+        by_id = {i.id: i for i in conv["items"]}
+        for q in conv["questions"]:
+            query = question_item(q["question"])
+            result = pipeline.run(Context(query=q["question"], items=(*conv["items"], query), tier=tier))
+            output = [i for i in result.context.items if i.id != "question"]
+            recalls.append(_recall(output, q["evidence"], by_id))
+            kept.append(sum(i.tokens for i in output))
+    return {"recall": float(np.mean(recalls)), "tokens": float(np.mean(kept))}
+
+
+def curve(conversations: list[dict[str, Any]], budgets: tuple[int, ...] = CURVE_BUDGETS,
+          embedder: Any = None) -> list[dict[str, float]]:
+    """The default variant's recall curve in the tuner's format (budget, recall, tokens, full_tokens)."""
+    from tqdm import tqdm
+
+    embedder = embedder or resolve_embedder()
+    full = float(np.mean([sum(i.tokens for i in c["items"]) for c in conversations]))
+    points = []
+    for budget in tqdm(budgets, desc="memory curve", leave=False):
+        stages, tier = variants(budget, embedder)[DEFAULT_VARIANT]
+        point = evaluate(conversations, stages, tier)
+        points.append({"budget": budget, "recall": round(point["recall"], 4), "tokens": round(point["tokens"], 1),
+                       "full_tokens": round(full, 1)})
+    return points
 
 
 def _recall(output: list[Item], evidence: list[str], items_by_id: dict[str, Item]) -> float:
@@ -122,7 +169,6 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 
     conversations = load(quick)
     embedder = resolve_embedder()
-    tokenizer = get_tokenizer()
     # Embed every turn and question once up front, in batches (later lookups hit the cache).
     embed(embedder, [i.text for c in conversations for i in c["items"]]
           + [q["question"] for c in conversations for q in c["questions"]])
@@ -134,19 +180,16 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     for conv in conversations:
         items = conv["items"]
         by_id = {i.id: i for i in items}
-        history_tokens = sum(i.tokens for i in items)
-        full_tokens.append(history_tokens)
+        full_tokens.append(sum(i.tokens for i in items))
         for q in conv["questions"]:
-            query = Item(id="question", kind="user", text=q["question"], protected=True)
-            query = query.replace(tokens=tokenizer.count_message(query.to_message()))
+            query = question_item(q["question"])
             for budget in BUDGETS:
-                window = recency_window(items, budget)
+                window = recency_window(items, budget - query.tokens)
                 sums.setdefault("recency window", {}).setdefault(budget, []).append(_recall(window, q["evidence"], by_id))
                 tokens.setdefault("recency window", {}).setdefault(budget, []).append(sum(i.tokens for i in window))
-                for name, (stages, summary_share) in variants(budget, embedder).items():
-                    tier = Tier(budget + query.tokens + REPLY_PRIMING + 16, history=budget - summary_share + query.tokens,
-                                summary=summary_share, retrieved=0, name=f"history-{budget}")
-                    result = Pipeline(stages=tuple(stages)).run(Context(query=q["question"], items=(*items, query), tier=tier))
+                for name, (stages, tier) in variants(budget, embedder).items():
+                    result = Pipeline(stages=tuple(stages)).run(Context(query=q["question"], items=(*items, query),
+                                                                        tier=tier))
                     output = [i for i in result.context.items if i.id != "question"]
                     sums.setdefault(name, {}).setdefault(budget, []).append(_recall(output, q["evidence"], by_id))
                     tokens.setdefault(name, {}).setdefault(budget, []).append(sum(i.tokens for i in output))
@@ -171,6 +214,10 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "memory.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    # The curve `ctxopt tune --curve results/memory/curve.json` recommends tier limits from.
+    curve_points = curve(conversations, embedder=embedder)
+    (out_dir / "curve.json").write_text(json.dumps({"variant": DEFAULT_VARIANT, "section": "history",
+                                                    "curve": curve_points}, indent=2) + "\n", encoding="utf-8")
     header = ["method"] + [f"recall @ {b} tokens" for b in BUDGETS]
     table = [[name] + [f"{by[str(b)]['recall']:.3f} ({by[str(b)]['share_of_conversation']:.1%} kept)" for b in BUDGETS]
              for name, by in rows.items()]
