@@ -21,7 +21,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--evalset", metavar="JSONL", help="your evaluation set (format: docs, 'Tune tiers')")
     parser.add_argument("--variant", help="which curve in a file holding several (default: the file's 'default')")
     parser.add_argument("--pipeline", metavar="TOML", help="with --evalset: the pipeline to measure "
-                        "(default: history pruning + summary)")
+                        "(default: history pruning, the memory benchmark's best variant)")
     parser.add_argument("--budgets", default=DEFAULT_BUDGETS, help=f"with --evalset: budgets to try ({DEFAULT_BUDGETS})")
     parser.add_argument("--section", default="history", help="the section the budget caps (history or retrieved)")
     parser.add_argument("--target", action="append", default=[], metavar="TIER=RECALL",
@@ -108,9 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def default_tuning_pipeline():
-    """History pruning and summary, the pipeline the memory benchmark measures."""
+    """History pruning then the fit: the memory benchmark's best variant on LoCoMo."""
     from ctxopt.pipeline import Pipeline
-    from ctxopt.stages import STAGES
+    from ctxopt.stages.prune_history import PruneHistory
 
-    stages = [STAGES[name]() for name in ("summarize", "prune_history") if name in STAGES]
-    return Pipeline(stages=stages)
+    return Pipeline(stages=(PruneHistory(),))
