@@ -17,3 +17,46 @@ def real_embedder():
     embedder = get_embedder()
     embedder.embed(["warm up"])
     return embedder
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free loopback port, without persistence; stopped after the test.
+
+    Yields an object with ``url`` and ``stop()`` (for outage tests). Skips if redis-server is missing.
+    """
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not found; install it (apt-get install -y redis-server) to run Redis tests")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        @staticmethod
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                Server.stop()
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+    yield Server
+    Server.stop()

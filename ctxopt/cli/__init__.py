@@ -20,6 +20,9 @@ COMMANDS: dict[str, str] = {
     "report": "summarise a per-tenant accounting file saved by Accountant.save()",
     "bench": "run the benchmark suite and write the results folder",
     "tune": "recommend tier limits from recall curves or an evaluation set",
+    "ingest": "chunk, embed and index documents into a versioned knowledge base",
+    "kb": "list, roll back or delete from knowledge-base versions",
+    "search": "search a knowledge base (dense, keyword or hybrid)",
 }
 
 

@@ -8,12 +8,14 @@ from ctxopt.stages.base import Stage, check_stage, stage_config
 from ctxopt.stages.fit import Fit
 from ctxopt.stages.prune_chunks import PruneChunks
 from ctxopt.stages.prune_history import PruneHistory
+from ctxopt.stages.retrieve import Retrieve
 from ctxopt.stages.summarize import Summarize
 
 STAGES: dict[str, type] = {
     Fit.name: Fit,
     PruneChunks.name: PruneChunks,
     PruneHistory.name: PruneHistory,
+    Retrieve.name: Retrieve,
     Summarize.name: Summarize,
 }
 

@@ -122,6 +122,11 @@ class QdrantStore:
                               "that the server is running, or use an embedded store (path=...)")
         return StoreError(f"Qdrant at {self.where} failed to {what}: {text}")
 
+    @property
+    def client(self):
+        """The underlying ``QdrantClient``, opened on first use, for what ctxopt does not wrap."""
+        return self._client()
+
     def close(self) -> None:
         with self._lock:
             if self._client_obj is not None:

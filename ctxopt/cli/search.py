@@ -1,0 +1,54 @@
+"""``ctxopt search "query" --kb NAME``: what retrieval would add for a query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from ctxopt.cli.kb import add_store_options, open_kb
+from ctxopt.errors import InputError
+from ctxopt.stores.base import FILTER_FIELDS, FUSIONS, MODES, Fusion
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", help="the search text")
+    add_store_options(parser)
+    parser.add_argument("--mode", choices=MODES, default="hybrid", help="search mode (default: hybrid)")
+    parser.add_argument("-k", type=int, default=5, help="number of chunks (default: 5)")
+    parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
+                        help=f"payload filter, repeatable; fields: {', '.join(FILTER_FIELDS)}")
+    parser.add_argument("--fusion", choices=FUSIONS, default="rrf", help="hybrid fusion (default: rrf)")
+    parser.add_argument("--rrf-k", type=int, default=60, help="RRF k (default: 60)")
+
+
+def _filters(specs: list[str]) -> dict[str, object] | None:
+    filters: dict[str, object] = {}
+    for spec in specs:
+        field, sep, value = spec.partition("=")
+        if not sep or not value:
+            raise InputError(f"--filter {spec!r} must look like FIELD=VALUE, e.g. tenant=acme")
+        if field in filters:  # the same field twice means any of the values
+            previous = filters[field]
+            filters[field] = [*(previous if isinstance(previous, list) else [previous]), value]
+        else:
+            filters[field] = value
+    return filters or None
+
+
+def run(args: argparse.Namespace) -> int:
+    kb = open_kb(args)
+    started = time.perf_counter()
+    hits = kb.search(args.query, mode=args.mode, k=args.k, filters=_filters(args.filter),
+                     fusion=Fusion(method=args.fusion, k=args.rrf_k))
+    ms = (time.perf_counter() - started) * 1000
+    if args.json:
+        print(json.dumps([{"chunk_id": h.chunk_id, "doc_id": h.doc_id, "score": h.score, "title": h.payload.get("title"),
+                           "text": h.text} for h in hits], indent=2))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        title = hit.payload.get("title") or hit.doc_id
+        snippet = " ".join(hit.text.split())[:160]
+        print(f"{rank:>2}. {hit.score:.4f}  {hit.chunk_id}  {title}\n    {snippet}")
+    print(f"{len(hits)} hits in {ms:.0f} ms ({args.mode})")
+    return 0

@@ -1,0 +1,114 @@
+"""The retrieve stage: search a knowledge base for the query and add the hits before the question.
+
+Configuration is plain data (the knowledge base's name and its ``path`` or ``url``, the embedding
+cache settings), so a pipeline with retrieval round-trips to TOML. The store and the embedder
+open on the first ``run`` and are shared by every stage in the process with the same settings.
+
+Each hit becomes ``Item(kind="retrieved", id=f"doc:{chunk_id}", score=...)`` with the title,
+source and document id in its metadata, inserted just before the latest user message. The report
+gets ``retrieved``, ``retrieval_ms``, ``cache_hits``/``cache_misses`` (query embedding), and with
+``on_error="continue"`` a failed search leaves the context as it was and notes ``retrieval_error``.
+
+>>> Retrieve(kb="docs", path="./kb", mode="hybrid", k=4)  # doctest: +ELLIPSIS
+Retrieve(kb='docs', path='./kb', url=None, mode='hybrid', k=4, ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from ctxopt.errors import ConfigError
+from ctxopt.stores.base import Fusion, check_filters, check_mode
+from ctxopt.types import Context, Item
+
+ON_ERROR = ("fail", "continue")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Retrieve:
+    """Add the ``k`` best chunks of knowledge base ``kb`` for the context's query.
+
+    ``path`` (embedded Qdrant on disk) or ``url`` (a Qdrant server; API key from
+    $CTXOPT_QDRANT_API_KEY); neither means $CTXOPT_QDRANT_URL, else an in-process in-memory store.
+    ``mode`` is dense, keyword or hybrid; ``fusion``/``rrf_k``/``weights``/``candidates`` tune hybrid
+    fusion. ``cache`` ("disk", "redis", "none"), ``cache_dir`` and ``redis_url`` choose the
+    embedding cache. ``filters`` restrict by payload (tenant, source, tags, doc_id).
+    """
+
+    name: ClassVar[str] = "retrieve"
+    kb: str = "default"
+    path: str | None = None
+    url: str | None = None
+    mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+    k: int = 5
+    filters: Mapping[str, Any] | None = None
+    fusion: Literal["rrf", "dbsf"] = "rrf"
+    rrf_k: int = 60
+    weights: tuple[float, float] = (1.0, 1.0)
+    candidates: int = 100
+    min_score: float | None = None
+    model: str | None = None
+    cache: Literal["disk", "redis", "none"] | None = None
+    cache_dir: str | None = None
+    redis_url: str | None = None
+    on_error: Literal["fail", "continue"] = "fail"
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        check_filters(self.filters)
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ConfigError(f"retrieve: k must be a whole number >= 1, got {self.k!r}")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"retrieve: on_error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
+        if self.path is not None and self.url is not None:
+            raise ConfigError("retrieve: give path (embedded Qdrant) or url (Qdrant server), not both")
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))  # TOML gives a list
+        if self.filters is not None:
+            object.__setattr__(self, "filters", dict(self.filters))
+        self.fusion_settings()  # validate now, not on the first request
+
+    def fusion_settings(self) -> Fusion:
+        return Fusion(method=self.fusion, k=self.rrf_k, weights=self.weights, candidates=self.candidates)
+
+    def knowledge_base(self):
+        """The knowledge base this stage reads, over the process-wide store and cached embedder."""
+        from ctxopt.embed.cache import get_cached_embedder
+        from ctxopt.kb import KnowledgeBase
+        from ctxopt.stores.qdrant import open_store
+
+        embedder = None if self.mode == "keyword" else get_cached_embedder(
+            self.model, backend=self.cache, directory=self.cache_dir, redis_url=self.redis_url)
+        return KnowledgeBase(self.kb, store=open_store(path=self.path, url=self.url), embedder=embedder)
+
+    def run(self, context: Context) -> Context:
+        if not context.query.strip():
+            return context.note(retrieved=0)
+        started = time.perf_counter()
+        try:
+            hits, stats = self.knowledge_base().search_with_stats(
+                context.query, mode=self.mode, k=self.k, filters=self.filters, fusion=self.fusion_settings())
+        except Exception as exc:  # StoreError mostly; any failure follows the same policy
+            if self.on_error == "fail":
+                raise
+            return context.note(retrieved=0, retrieval_error=f"{type(exc).__name__}: {exc}")
+        taken = {i.id for i in context.items}
+        new = []
+        for hit in hits:
+            item_id = f"doc:{hit.chunk_id}"
+            if item_id in taken or (self.min_score is not None and hit.score < self.min_score):
+                continue
+            taken.add(item_id)
+            payload = hit.payload
+            new.append(Item(id=item_id, kind="retrieved", text=hit.text, score=hit.score, metadata={
+                "title": payload.get("title", ""), "source": payload.get("source", ""), "doc_id": hit.doc_id,
+                "chunk_id": hit.chunk_id, "kb": self.kb}))
+        items = list(context.items)
+        last_user = max((n for n, i in enumerate(items) if i.kind == "user"), default=len(items))
+        notes: dict[str, Any] = {"retrieved": len(new), "retrieval_mode": self.mode,
+                                 "retrieval_ms": round((time.perf_counter() - started) * 1000, 2)}
+        if stats is not None:
+            notes.update(stats.notes())
+        return context.replace(items=items[:last_user] + new + items[last_user:]).note(**notes)

@@ -1,0 +1,116 @@
+"""The retrieve stage: hits before the latest user message, plain-data config, errors by policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctxopt import Pipeline, StoreError
+from ctxopt.embed import CachedEmbedder, HashEmbedder
+from ctxopt.ingest import Document
+from ctxopt.kb import KnowledgeBase
+from ctxopt.stages import STAGES, check_stage
+from ctxopt.stages.retrieve import Retrieve
+from ctxopt.stores import open_store
+from ctxopt.types import Context
+
+DOCS = [Document(id="sol", title="Mars day", text="A Martian solar day, or sol, lasts 24 hours 39 minutes."),
+        Document(id="venus", title="Venus", text="Venus rotates slowly; a day on Venus is longer than its year."),
+        Document(id="bread", title="Bread", text="Sourdough rises because of wild yeast.", metadata={"tenant": "bakery"})]
+MESSAGES = [{"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "How long is a day on Mars?"}]
+
+
+@pytest.fixture
+def kb_path(tmp_path, monkeypatch):
+    """A knowledge base on disk, and the stage's embedder swapped for the hash test double."""
+    import ctxopt.embed.cache as cache
+
+    embedder = CachedEmbedder(HashEmbedder(128), backend="none")
+    monkeypatch.setattr(cache, "get_cached_embedder", lambda *a, **k: embedder)
+    path = str(tmp_path / "kb")
+    KnowledgeBase("space", store=open_store(path=path), embedder=embedder).ingest(DOCS, progress=False)
+    return path
+
+
+def test_retrieve_is_registered_and_passes_the_stage_check(kb_path):
+    assert STAGES["retrieve"] is Retrieve
+    check_stage(Retrieve(kb="space", path=kb_path, k=2))
+
+
+def test_hits_are_inserted_just_before_the_latest_user_message(kb_path):
+    ctx = Retrieve(kb="space", path=kb_path, k=2).run(Context.from_messages(MESSAGES))
+    kinds = [i.kind for i in ctx.items]
+    assert kinds == ["system", "user", "assistant", "retrieved", "retrieved", "user"]
+    first = ctx.items[3]
+    assert first.id == "doc:sol#0" and first.metadata["title"] == "Mars day" and first.metadata["doc_id"] == "sol"
+    assert first.score is not None and ctx.notes["retrieved"] == 2 and "retrieval_ms" in ctx.notes
+    assert ctx.notes["cache_misses"] == 1
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_each_mode_and_filters_reach_the_store(kb_path, mode):
+    ctx = Retrieve(kb="space", path=kb_path, mode=mode, k=3, filters={"tenant": "bakery"}).run(
+        Context.from_messages([{"role": "user", "content": "wild yeast sourdough"}]))
+    assert [i.id for i in ctx.items if i.kind == "retrieved"] == ["doc:bread#0"]
+
+
+def test_on_error_continue_keeps_the_context_and_notes_the_error(kb_path):
+    ctx = Context.from_messages(MESSAGES)
+    out = Retrieve(kb="missing", path=kb_path, on_error="continue").run(ctx)
+    assert out.items == ctx.items and "not found" in out.notes["retrieval_error"]
+
+
+def test_on_error_fail_raises_a_store_error_naming_the_stage(kb_path):
+    pipeline = Pipeline(stages=(Retrieve(kb="missing", path=kb_path),))
+    with pytest.raises(StoreError, match="'missing' not found") as info:
+        pipeline.optimize(MESSAGES, tier="pro")
+    assert "retrieve" in str(info.value.__notes__)
+
+
+def test_an_unreachable_qdrant_url_is_reported_not_hung():
+    out = Retrieve(kb="x", url="http://127.0.0.1:9", mode="keyword", on_error="continue").run(Context.from_messages(MESSAGES))
+    assert "cannot reach Qdrant" in out.notes["retrieval_error"]
+
+
+def test_a_pipeline_with_retrieval_round_trips_through_its_config(tmp_path):
+    import tomllib
+
+    stage = Retrieve(kb="docs", path="kb", mode="keyword", k=3, filters={"tenant": "a"}, weights=(1.0, 2.0),
+                     redis_url="redis://cache:6379/0")
+    pipeline = Pipeline(stages=(stage,))
+    toml = "\n".join(["[[stages]]"] + [f"{k} = {_toml(v)}" for k, v in pipeline.to_config()["stages"][0].items()])
+    again = Pipeline.from_config(tomllib.loads(toml))
+    assert again.stages == (stage,)
+
+
+def _toml(value):
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+@pytest.mark.parametrize("bad", [{"mode": "fuzzy"}, {"k": 0}, {"on_error": "ignore"}, {"filters": {"colour": "red"}},
+                                 {"path": "a", "url": "http://b"}, {"fusion": "max"}])
+def test_bad_config_is_rejected_when_the_stage_is_made(bad):
+    from ctxopt.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Retrieve(**bad)
+
+
+@pytest.mark.slow
+def test_the_real_model_retrieves_the_relevant_document_and_reports_cache_hits(tmp_path, real_embedder):
+    path, cache = str(tmp_path / "kb"), str(tmp_path / "cache")
+    from ctxopt.embed.cache import get_cached_embedder
+
+    embedder = get_cached_embedder(directory=cache)
+    KnowledgeBase("space", store=open_store(path=path), embedder=embedder).ingest(DOCS, progress=False)
+    stage = Retrieve(kb="space", path=path, mode="dense", k=1, cache_dir=cache)
+    first = stage.run(Context.from_messages([{"role": "user", "content": "How long does a Martian day last?"}]))
+    again = stage.run(Context.from_messages([{"role": "user", "content": "How long does a Martian day last?"}]))
+    assert first.items[0].id == "doc:sol#0"
+    assert (first.notes["cache_misses"], again.notes["cache_hits"]) == (1, 1)
