@@ -192,8 +192,14 @@ class KnowledgeBase:
     def _update(self, documents: Iterable[Document], *, remove: set[str] | None, prune: bool,
                 progress: bool) -> IngestSummary:
         started = time.perf_counter()
+        if isinstance(documents, (str, bytes)):
+            raise InputError("ingest() takes an iterable of Document objects, got a str; wrap text as "
+                             "Document(id=..., text=...) or read files with ctxopt.ingest.read_documents(path)")
         docs: dict[str, Document] = {}
         for doc in documents:
+            if not isinstance(doc, Document):
+                raise InputError(f"ingest() takes Document objects, got {type(doc).__name__}; use "
+                                 "Document(id=..., title=..., text=..., metadata=...) or read_documents(path)")
             if doc.id in docs:
                 raise InputError(f"document id {doc.id!r} appears twice in this ingest; ids must be unique")
             docs[doc.id] = doc

@@ -67,8 +67,13 @@ def _read_file(file: Path, root: Path) -> Iterator[Document]:
 
 
 def _read_jsonl(file: Path) -> Iterator[Document]:
-    with file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
+    with file.open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{file}:{number} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                 "save the file as UTF-8") from None
             if not line.strip():
                 continue
             where = f"{file}:{number}"

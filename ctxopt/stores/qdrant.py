@@ -15,6 +15,7 @@ with RRF or DBSF) run inside Qdrant in every mode.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import uuid
@@ -356,5 +357,17 @@ def open_store(*, path: str | None = None, url: str | None = None, api_key: str 
     key = (str(path) if path is not None else None, url)
     with _shared_lock:
         if key not in _shared:
+            if not _shared:
+                atexit.register(_close_shared)
             _shared[key] = QdrantStore(path=path, url=url, api_key=api_key, timeout=timeout)
         return _shared[key]
+
+
+def _close_shared() -> None:
+    # Closing before interpreter shutdown releases the on-disk lock cleanly (and avoids
+    # qdrant-client's noisy __del__ when modules are already torn down).
+    for store in list(_shared.values()):
+        try:
+            store.close()
+        except Exception:
+            pass
