@@ -114,3 +114,19 @@ def test_the_real_model_retrieves_the_relevant_document_and_reports_cache_hits(t
     again = stage.run(Context.from_messages([{"role": "user", "content": "How long does a Martian day last?"}]))
     assert first.items[0].id == "doc:sol#0"
     assert (first.notes["cache_misses"], again.notes["cache_hits"]) == (1, 1)
+
+
+@pytest.mark.redis
+def test_a_redis_outage_is_in_the_report_and_the_request_still_succeeds(tmp_path, monkeypatch, redis_server):
+    import ctxopt.embed.cache as cache
+    from ctxopt.cache import RedisBackend
+
+    embedder = CachedEmbedder(HashEmbedder(128), backend=RedisBackend(redis_server.url))
+    monkeypatch.setattr(cache, "get_cached_embedder", lambda *a, **k: embedder)
+    path = str(tmp_path / "kb")
+    KnowledgeBase("space", store=open_store(path=path), embedder=embedder).ingest(DOCS, progress=False)
+    redis_server.stop()
+    result = Pipeline(stages=(Retrieve(kb="space", path=path, k=1, redis_url=redis_server.url),)).optimize(MESSAGES)
+    notes = result.report.to_dict()["stages"][0]["notes"]
+    assert notes["retrieved"] == 1 and notes["cache_degraded"].startswith("redis unavailable")
+    assert result.report.cache_misses == 1
