@@ -179,19 +179,8 @@ def _ingested(tmp_path: Path):
     return kb
 
 
-# Known gaps, reported to the owner of ctxopt/kb.py and ctxopt/ingest/readers.py (not yet committed
-# when these tests were written): strict, so the mark must go once they are fixed.
-KNOWN_GAPS = {
-    "ingest a string": "KnowledgeBase.ingest iterates a str and raises AttributeError: 'str' has no attribute 'id'",
-    "ingest dicts": "KnowledgeBase.ingest takes dicts and raises AttributeError: 'dict' has no attribute 'id'",
-    "read non-UTF-8 JSONL": "read_documents lets UnicodeDecodeError escape on a non-UTF-8 .jsonl",
-    "ingest non-UTF-8 JSONL": "read_documents lets UnicodeDecodeError escape on a non-UTF-8 .jsonl",
-}
-
-
 def _cases(table):
-    return [pytest.param(*row, id=row[0], marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[row[0]]))
-            if row[0] in KNOWN_GAPS else pytest.param(*row, id=row[0]) for row in table]
+    return [pytest.param(*row, id=row[0]) for row in table]
 
 
 @pytest.mark.parametrize("case, call, error, fragment", _cases(API_ERRORS))
