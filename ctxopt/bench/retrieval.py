@@ -269,9 +269,11 @@ def _write_markdown(path: Path, out: Mapping[str, Any]) -> None:
         rows.append([label, f"{r['ndcg@10']:.3f}", f"{r['recall@10']:.3f}", f"{r['recall@100']:.3f}",
                      f"{r['mrr@10']:.3f}", p50, p95])
     best = out["results"]["hybrid"]["fusion"]
+    setting = (f"RRF k={best['k']} weights(dense, keyword)={tuple(best['weights'])}" if best["method"] == "rrf"
+               else "DBSF (each list's scores normalised by mean ± 3σ, then summed)")
     notes = [f"{out['corpus_docs']} documents, {out['test_queries']} test queries; fusion chosen on "
-             f"{out['train_queries']} train queries: {best['method']} k={best['k']} weights(dense, keyword)="
-             f"{tuple(best['weights'])}, {best['candidates']} candidates per list. Latency: one Qdrant query ({out['store']}, "
+             f"{out['train_queries']} train queries among {len(out['tuning'])} settings: {setting}, "
+             f"{best['candidates']} candidates per list. Latency: one Qdrant query ({out['store']}, "
              "top 200 chunks; hybrid returns its fused candidates), query vector from the embedding cache. Embedded Qdrant scores "
              "sparse vectors in pure Python, so keyword and hybrid latency here is local mode's, not a server's. "
              "Plain RRF is Qdrant's RRF formula applied to Qdrant's own dense and keyword lists.",
