@@ -38,7 +38,7 @@ from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.ingest.chunking import chunk_text
 from ctxopt.ingest.readers import Document
 from ctxopt.stores import sparse
-from ctxopt.stores.base import Chunk, Fusion, Hit
+from ctxopt.stores.base import TUNED_FUSION, Chunk, Fusion, Hit
 
 EMBED_BATCH = 256
 UPSERT_BATCH = 256
@@ -301,13 +301,13 @@ class KnowledgeBase:
     # -- search --------------------------------------------------------------------------
 
     def search(self, query: str, *, mode: str = "hybrid", k: int = 5, filters: Mapping[str, Any] | None = None,
-               fusion: Fusion = Fusion(), group_by_doc: bool = False) -> list[Hit]:
+               fusion: Fusion = TUNED_FUSION, group_by_doc: bool = False) -> list[Hit]:
         """The ``k`` best chunks for ``query`` in the serving version."""
         hits, _ = self.search_with_stats(query, mode=mode, k=k, filters=filters, fusion=fusion, group_by_doc=group_by_doc)
         return hits
 
     def search_with_stats(self, query: str, *, mode: str = "hybrid", k: int = 5,
-                          filters: Mapping[str, Any] | None = None, fusion: Fusion = Fusion(),
+                          filters: Mapping[str, Any] | None = None, fusion: Fusion = TUNED_FUSION,
                           group_by_doc: bool = False):
         """Hits plus the embedding cache stats of the query (None for keyword search)."""
         from ctxopt.stores.base import check_mode

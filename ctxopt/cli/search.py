@@ -18,7 +18,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", type=int, default=5, help="number of chunks (default: 5)")
     parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
                         help=f"payload filter, repeatable; fields: {', '.join(FILTER_FIELDS)}")
-    parser.add_argument("--fusion", choices=FUSIONS, default="rrf", help="hybrid fusion (default: rrf)")
+    parser.add_argument("--fusion", choices=FUSIONS, default="dbsf", help="hybrid fusion (default: dbsf, tuned on SciFact train)")
     parser.add_argument("--rrf-k", type=int, default=60, help="RRF k (default: 60)")
 
 
