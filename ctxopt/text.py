@@ -39,12 +39,21 @@ STOPWORDS = frozenset(
 )
 
 
+# A line break ends a sentence unless the next line starts in lower case (prose wrapped at a fixed
+# width, as in Markdown files); blank lines, headings and list items always end one.
+_LINE_BREAK = re.compile(r"\s*\n\s*(?![a-z])")
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (stripped, non-empty); a text with no sentence end is one sentence."""
+    r"""Sentences of ``text`` (stripped, non-empty); a text with no sentence end is one sentence.
+
+    >>> split_sentences("The item must be unused\nand boxed.\n\n# Fees\n- 10% on opened items")
+    ['The item must be unused and boxed.', '# Fees', '- 10% on opened items']
+    """
     out: list[str] = []
-    pending = ""
-    for line in text.splitlines():
-        for part in _SENTENCE_END.split(line.strip()):
+    for line in _LINE_BREAK.split(text):
+        pending = ""
+        for part in _SENTENCE_END.split(" ".join(line.split())):
             part = part.strip()
             if not part:
                 continue
@@ -57,7 +66,6 @@ def split_sentences(text: str) -> list[str]:
             pending = ""
         if pending:
             out.append(pending)
-            pending = ""
     return out
 
 

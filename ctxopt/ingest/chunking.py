@@ -10,18 +10,17 @@ boundary is whole in one of the two. A sentence longer than ``max_tokens`` is cu
 
 from __future__ import annotations
 
-import re
-
 from ctxopt.errors import ConfigError
+from ctxopt.text import split_sentences
 from ctxopt.tokens import Tokenizer, get_tokenizer
 
-# A sentence ends at . ! ? (optionally closed by a quote or bracket) before whitespace, or at a
-# blank line; Markdown headings and list items end at their line break.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n+|\n(?=\s*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s))")
 
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+def _join(sentences: list[tuple[str, int]]) -> str:
+    # A heading or list line (no sentence end) keeps its line break, so it stays its own sentence.
+    text = ""
+    for sentence, _ in sentences:
+        text += (("\n" if text[-1] not in ".!?\"')]" else " ") if text else "") + sentence
+    return text
 
 
 def chunk_text(text: str, *, max_tokens: int = 512, overlap: int = 64, tokenizer: Tokenizer | None = None) -> list[str]:
@@ -44,13 +43,13 @@ def chunk_text(text: str, *, max_tokens: int = 512, overlap: int = 64, tokenizer
         # the sum of counts is a quick bound; joining can merge tokens, so check the text itself
         if sum(n for _, n in sentences) > limit:
             return False
-        return tokenizer.count(" ".join(s for s, _ in sentences)) <= limit
+        return tokenizer.count(_join(sentences)) <= limit
 
     chunks: list[str] = []
     current: list[tuple[str, int]] = []
     for piece in pieces:
         if current and not fits(current + [piece], max_tokens):
-            chunks.append(" ".join(s for s, _ in current))
+            chunks.append(_join(current))
             carried: list[tuple[str, int]] = []
             for sentence in reversed(current):
                 candidate = [sentence, *carried]
@@ -60,5 +59,5 @@ def chunk_text(text: str, *, max_tokens: int = 512, overlap: int = 64, tokenizer
             current = carried
         current.append(piece)
     if current:
-        chunks.append(" ".join(s for s, _ in current))
+        chunks.append(_join(current))
     return chunks

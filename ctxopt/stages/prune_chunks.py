@@ -88,8 +88,11 @@ class PruneChunks:
             return context
         chunks = [context.items[n] for n in positions]
         tokenizer = get_tokenizer(self.encoding)
+        # A line that only repeats the chunk's title says nothing the message header does not.
+        titles = [_bare(str(c.metadata.get("title") or "")) for c in chunks]
         sentences = [_Sentence(c, p, s, tokenizer.count(s))
-                     for c, item in enumerate(chunks) for p, s in enumerate(split_sentences(item.text))]
+                     for c, item in enumerate(chunks) for p, s in enumerate(split_sentences(item.text))
+                     if not titles[c] or _bare(s) != titles[c]]
         if not sentences:
             return context
         scores, vectors, notes = self.score(context.query, chunks, sentences)
@@ -187,6 +190,10 @@ class PruneChunks:
             keep.append(index)
             used += cost
         return keep
+
+
+def _bare(text: str) -> str:
+    return " ".join(text.lstrip("#").split()).lower()
 
 
 def _edges_first(ranked: list[int]) -> list[int]:
