@@ -255,6 +255,8 @@ def run(out_dir: Path, quick: bool = False, *, cache_dir: Path | None = None) ->
            "chunk_tokens": CHUNK_TOKENS, "overlap": OVERLAP, "quick": quick, "bm25_beir_reference": BM25_BEIR,
            "results": results, "indexing": indexing, "tuning": tuning,
            "replica_agreement_top10": {m: round(n / len(test_queries), 4) for m, n in agree.items()}}
+    out["headline"] = {f"{m}_ndcg@10": round(results[m]["ndcg@10"], 3) for m in ("keyword", "dense", "hybrid")}
+    out["headline"]["hybrid_recall@100"] = round(results["hybrid"]["recall@100"], 3)
     (out_dir / "results.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     _write_markdown(out_dir / "results.md", out)
     return out

@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ctxopt.bench.suite import BENCHMARKS
+from ctxopt.bench.suite import BENCHMARKS, DEFAULT_SUITE
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+                        help=f"benchmarks to run, from {', '.join(BENCHMARKS)} (default: {' '.join(DEFAULT_SUITE)})")
     parser.add_argument("--quick", action="store_true", help="a small sample of each dataset, for a smoke run")
     parser.add_argument("--out", default="results", help="results folder (default: results)")
     parser.add_argument("--json", action="store_true", help="print the suite summary as JSON")
