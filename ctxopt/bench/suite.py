@@ -60,16 +60,22 @@ def run_suite(out_dir: Path, names: Sequence[str] = (), quick: bool = False) -> 
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"environment": environment(), "quick": quick, "benchmarks": {}}
+    # A run adds to the folder's suite.json, so `ctxopt bench load` after `ctxopt bench` reports all five.
+    index = out_dir / "suite.json"
+    previous = json.loads(index.read_text()) if index.exists() else {}
+    summary: dict[str, Any] = {"environment": environment(), "quick": quick,
+                               "benchmarks": previous.get("benchmarks", {}) if previous.get("quick") == quick else {}}
     for name in names:
         print(f"== {name}: {BENCHMARKS[name]}", flush=True)
         started = time.perf_counter()
         module = importlib.import_module(f"ctxopt.bench.{name}")
         results = module.run(out_dir / name, quick=quick)
         summary["benchmarks"][name] = {"seconds": round(time.perf_counter() - started, 1),
+                                       "date": summary["environment"]["date"],
                                        "headline": results.get("headline") or results.get("acceptance", {})}
-    (out_dir / "suite.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out_dir / "REPORT.md").write_text(_report(out_dir, summary, names))
+    summary["benchmarks"] = {n: summary["benchmarks"][n] for n in BENCHMARKS if n in summary["benchmarks"]}
+    index.write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "REPORT.md").write_text(_report(out_dir, summary, list(summary["benchmarks"])))
     return summary
 
 
@@ -85,8 +91,8 @@ def _report(out_dir: Path, summary: dict[str, Any], names: Sequence[str]) -> str
         "",
     ]
     for name in names:
-        seconds = summary["benchmarks"][name]["seconds"]
-        lines += [f"## {name} ({seconds:.0f} s)", ""]
+        run = summary["benchmarks"][name]
+        lines += [f"## {name} ({run['seconds']:.0f} s, run {run.get('date', env['date'])})", ""]
         for table in sorted((out_dir / name).glob("*.md")):
             lines += [table.read_text().strip(), ""]
         for plot in sorted((out_dir / name).glob("*.png")):
