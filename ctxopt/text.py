@@ -42,6 +42,7 @@ STOPWORDS = frozenset(
 # A line break ends a sentence unless the next line starts in lower case (prose wrapped at a fixed
 # width, as in Markdown files); blank lines, headings and list items always end one.
 _LINE_BREAK = re.compile(r"\s*\n\s*(?![a-z])")
+_WRAPPED = re.compile(r"\s*\n\s*")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -53,7 +54,7 @@ def split_sentences(text: str) -> list[str]:
     out: list[str] = []
     for line in _LINE_BREAK.split(text):
         pending = ""
-        for part in _SENTENCE_END.split(" ".join(line.split())):
+        for part in _SENTENCE_END.split(_WRAPPED.sub(" ", line.strip())):
             part = part.strip()
             if not part:
                 continue
