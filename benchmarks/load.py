@@ -1,27 +1,16 @@
 """Load benchmark: ctxopt.optimize from 1, 2, 8 and 32 threads on LoCoMo-sized conversations.
 
-    python benchmarks/load.py            # 20 s per thread count, then 10k requests for the memory check
-    python benchmarks/load.py --quick    # 3 s per thread count, 2k requests
+    python benchmarks/load.py [--quick]
 
-Prints the single-thread baseline next to each thread count and writes results/load/load.{json,md}.
+The same as `ctxopt bench load`: writes results/load/ and adds it to results/REPORT.md.
+The measuring code lives in ctxopt/bench/load.py.
 """
 
-from __future__ import annotations
-
-import argparse
+import sys
 from pathlib import Path
 
-from ctxopt.bench import load
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short levels and 2k requests for the memory check")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "load")
-    args = parser.parse_args()
-    load.run(args.out, quick=args.quick)
-    print((args.out / "load.md").read_text(encoding="utf-8"))
-
+from ctxopt.cli import main
 
 if __name__ == "__main__":
-    main()
+    results = Path(__file__).resolve().parents[1] / "results"
+    sys.exit(main(["bench", "load", "--out", str(results), *sys.argv[1:]]))
