@@ -83,7 +83,7 @@ def load(quick: bool = False) -> list[dict[str, Any]]:
 
 
 # The tuner reads the "ctxopt prune" curve at these history caps (a finer grid than the table's).
-CURVE_BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000)
+CURVE_BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000)
 DEFAULT_VARIANT = "ctxopt prune"
 
 
