@@ -48,6 +48,7 @@ __all__ = [
     "StageReport",
     "StoreError",
     "Tier",
+    "Tokenizer",
     "TokenizerError",
     "Usage",
     "check_stage",

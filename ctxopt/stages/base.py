@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from ctxopt.errors import ConfigError
 from ctxopt.types import Context, Item
 
 
@@ -26,6 +27,13 @@ class Stage(Protocol):
     name: ClassVar[str]
 
     def run(self, context: Context) -> Context: ...
+
+
+def require_whole(stage: str, low: int = 0, **values: Any) -> None:
+    """ConfigError unless every value is a whole number >= ``low`` (a bool is not a number here)."""
+    for field, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{stage}: {field} must be a whole number >= {low}, got {value!r}")
 
 
 def stage_config(stage: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ctxopt.errors import ConfigError
+from ctxopt.stages.base import require_whole
 from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.text import idf, keywords, overlap
 from ctxopt.tokens import get_tokenizer
@@ -60,10 +61,7 @@ class PruneHistory:
     embedder: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for field in ("keep_last", "neighbours"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"prune_history: {field} must be a whole number >= 0, got {value!r}")
+        require_whole(self.name, keep_last=self.keep_last, neighbours=self.neighbours)
         if not 0.0 <= self.neighbour_decay <= 1.0:
             raise ConfigError(f"prune_history: neighbour_decay must be in [0, 1], got {self.neighbour_decay!r}")
         if not 0.0 <= self.keyword_weight <= 1.0:

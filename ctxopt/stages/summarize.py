@@ -31,6 +31,7 @@ from collections import OrderedDict
 from typing import Any, ClassVar
 
 from ctxopt.errors import ConfigError
+from ctxopt.stages.base import require_whole
 from ctxopt.stages.prune_history import history_units
 from ctxopt.summarizers import ExtractiveSummarizer, fit_to_tokens
 from ctxopt.tokens import get_tokenizer
@@ -66,11 +67,8 @@ class Summarize:
     summarizer: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for field in ("keep_last", "step", "max_tokens"):
-            value = getattr(self, field)
-            low = 1 if field == "step" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"summarize: {field} must be a whole number >= {low}, got {value!r}")
+        require_whole(self.name, keep_last=self.keep_last, max_tokens=self.max_tokens)
+        require_whole(self.name, 1, step=self.step)
         if self.summarizer is not None and not callable(self.summarizer):
             raise ConfigError("summarize: summarizer must be a callable (text, max_tokens) -> str, "
                               f"got {type(self.summarizer).__name__}")
