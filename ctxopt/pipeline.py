@@ -69,9 +69,11 @@ class Pipeline:
         query: str | None = None,
         *,
         tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
     ) -> Result:
-        """Fit OpenAI-style ``messages`` to ``tier``; the query defaults to the latest user message."""
-        context = Context.from_messages(messages, query=query, tier=resolve_tier(tier, tiers))
+        """Fit OpenAI-style ``messages`` to ``tier``; the query defaults to the latest user message.
+        ``filters`` scope this request's retrieval, e.g. ``{"tenant": "acme"}``."""
+        context = Context.from_messages(messages, query=query, tier=resolve_tier(tier, tiers), filters=filters)
         return self.run(context)
 
     def run(self, context: Context) -> Result:
@@ -201,8 +203,10 @@ def optimize(
     pipeline: Pipeline | None = None,
     *,
     tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
+    filters: Mapping[str, Any] | None = None,
 ) -> Result:
     """Fit an agent's chat ``messages`` into ``tier``'s token limit; returns messages and a report.
+    ``filters`` scope this request's retrieval (e.g. ``{"tenant": "acme"}``) when the pipeline retrieves.
 
     >>> import ctxopt
     >>> messages, report = ctxopt.optimize([{"role": "system", "content": "Be brief."},
@@ -212,4 +216,4 @@ def optimize(
     """
     if pipeline is not None and not isinstance(pipeline, Pipeline):
         raise ConfigError(f"pipeline must be a ctxopt.Pipeline (e.g. Pipeline.from_config(...)), got {pipeline!r}")
-    return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers)
+    return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers, filters=filters)

@@ -103,12 +103,16 @@ class Item:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Context:
-    """The query, the items in prompt order, the tier, and notes stages leave for the report."""
+    """The query, the items in prompt order, the tier, notes stages leave for the report, and the
+    request's retrieval filters."""
 
     query: str
     items: tuple[Item, ...]
     tier: Any = None  # a ctxopt.tiers.Tier; Any keeps this module free of import cycles
     notes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    # The request's scope, e.g. {"tenant": "acme"}: retrieval adds it to its own payload filters,
+    # so one shared pipeline serves many tenants without reading another tenant's chunks.
+    filters: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
 
     def replace(self, **changes: Any) -> Context:
         if "items" in changes:
@@ -124,7 +128,8 @@ class Context:
 
     @classmethod
     def from_messages(
-        cls, messages: Sequence[Mapping[str, Any]], *, query: str | None = None, tier: Any = None
+        cls, messages: Sequence[Mapping[str, Any]], *, query: str | None = None, tier: Any = None,
+        filters: Mapping[str, Any] | None = None,
     ) -> Context:
         """Items from OpenAI-style ``messages``; the query defaults to the latest user message.
 
@@ -136,7 +141,9 @@ class Context:
             query = next((i.text for i in reversed(items) if i.kind == "user"), "")
         elif not isinstance(query, str):
             raise InputError(f"query must be a str, got {type(query).__name__}")
-        return cls(query=query, items=tuple(items), tier=tier)
+        if filters is not None and not isinstance(filters, Mapping):
+            raise InputError(f"filters must be a dict like {{'tenant': 'acme'}}, got {type(filters).__name__}")
+        return cls(query=query, items=tuple(items), tier=tier, filters=MappingProxyType(dict(filters or {})))
 
 
 def _content_text(content: Any, where: str) -> str:

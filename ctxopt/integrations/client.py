@@ -141,6 +141,7 @@ def wrap(
     tenant: Choice = None,
     *,
     agent: Choice = None,
+    filters: Choice = None,
     on_report: Callable[[Report], Any] | None = None,
 ) -> WrappedClient:
     """Wrap an OpenAI-compatible ``client`` so every chat call's ``messages`` fit ``tier``.
@@ -151,8 +152,11 @@ def wrap(
     pipeline's model does. The report of the latest call is ``response.ctxopt_report`` (when the
     response object accepts attributes), ``client.last_report`` (per thread / asyncio task), and
     ``on_report(report)``; with an ``accountant``, each call that returns is recorded under
-    ``tenant`` and ``agent``. Bad messages raise :class:`ctxopt.InputError` before any request.
+    ``tenant`` and ``agent``. ``filters`` (a dict or a callable of the call) scope the
+    pipeline's retrieval per call, e.g. ``filters=lambda call: {"tenant": TENANT_OF[call["user"]]}``.
+    Bad messages raise :class:`ctxopt.InputError` before any request.
     See ``examples/agent_wrap.py`` for a runnable example.
     """
     return WrappedClient(client, Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query,
-                                        accountant=accountant, tenant=tenant, agent=agent, on_report=on_report))
+                                        accountant=accountant, tenant=tenant, agent=agent, filters=filters,
+                                        on_report=on_report))

@@ -47,6 +47,7 @@ def optimized(
     tenant: Choice = None,
     *,
     agent: Choice = None,
+    filters: Choice = None,
     on_report: Callable[[Report], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a function (or ``async`` function) returning OpenAI-style messages so it returns
@@ -56,7 +57,7 @@ def optimized(
     e.g. ``tier=lambda args: args["plan"]``.
     """
     runner = Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query, accountant=accountant,
-                    tenant=tenant, agent=agent, on_report=on_report)
+                    tenant=tenant, agent=agent, filters=filters, on_report=on_report)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn)

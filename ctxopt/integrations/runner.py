@@ -70,8 +70,8 @@ def _choose(choice: Choice, call: Mapping[str, Any]) -> Any:
 class Runner:
     """Optimises the messages of one call with the wrapper's settings.
 
-    ``tier``, ``query``, ``tenant`` and ``agent`` are values, or callables that get the call's
-    keyword arguments (``model``, ``user``, ``metadata``, ... for a client) and return the value.
+    ``tier``, ``query``, ``tenant``, ``agent`` and ``filters`` are values, or callables that get the
+    call's keyword arguments (``model``, ``user``, ``metadata``, ... for a client) and return the value.
     """
 
     tier: Choice = "pro"
@@ -81,6 +81,7 @@ class Runner:
     accountant: Any = None
     tenant: Choice = None
     agent: Choice = None
+    filters: Choice = None
     on_report: Callable[[Report], Any] | None = None
     owner: int = dataclasses.field(default_factory=lambda: next(_owners), init=False)
     _by_model: dict[str, Pipeline] = dataclasses.field(default_factory=dict, init=False, repr=False)
@@ -110,7 +111,7 @@ class Runner:
         """Fit ``messages``; ``call`` holds the call's other keyword arguments (``model``, ...)."""
         tier = _choose(self.tier, call)
         result = self._pipeline(call.get("model")).optimize(messages, tier, _choose(self.query, call),
-                                                            tiers=self.tiers)
+                                                            tiers=self.tiers, filters=_choose(self.filters, call))
         _remember(self.owner, result.report)
         if self.on_report is not None:
             self.on_report(result.report)

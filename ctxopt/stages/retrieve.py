@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from ctxopt.errors import ConfigError
+from ctxopt.errors import ConfigError, InputError
 from ctxopt.stores.base import Fusion, check_filters, check_mode
 from ctxopt.types import Context, Item
 
@@ -83,13 +83,26 @@ class Retrieve:
             self.model, backend=self.cache, directory=self.cache_dir, redis_url=self.redis_url)
         return KnowledgeBase(self.kb, store=open_store(path=self.path, url=self.url), embedder=embedder)
 
+    def scope(self, context: Context) -> dict[str, Any] | None:
+        """The stage's filters plus the request's (``context.filters``). A request can narrow what
+        the stage searches, never widen it: a field both set differently is an error, not a choice."""
+        check_filters(context.filters)
+        merged = dict(self.filters or {})
+        for field, value in context.filters.items():
+            if field in merged and merged[field] != value:
+                raise InputError(f"request filter {field}={value!r} conflicts with the retrieve stage's "
+                                 f"{field}={merged[field]!r}; drop one of them")
+            merged[field] = value
+        return merged or None
+
     def run(self, context: Context) -> Context:
         if not context.query.strip():
             return context.note(retrieved=0)
+        filters = self.scope(context)
         started = time.perf_counter()
         try:
             hits, stats = self.knowledge_base().search_with_stats(
-                context.query, mode=self.mode, k=self.k, filters=self.filters, fusion=self.fusion_settings())
+                context.query, mode=self.mode, k=self.k, filters=filters, fusion=self.fusion_settings())
         except Exception as exc:  # StoreError mostly; any failure follows the same policy
             if self.on_error == "fail":
                 raise

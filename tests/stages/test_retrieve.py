@@ -130,3 +130,37 @@ def test_a_redis_outage_is_in_the_report_and_the_request_still_succeeds(tmp_path
     notes = result.report.to_dict()["stages"][0]["notes"]
     assert notes["retrieved"] == 1 and notes["cache_degraded"].startswith("redis unavailable")
     assert result.report.cache_misses == 1
+
+
+def test_request_filters_scope_one_shared_pipeline_to_a_tenant(kb_path):
+    pipeline = Pipeline(stages=[Retrieve(kb="space", path=kb_path, k=3, mode="keyword")])
+    question = [{"role": "user", "content": "How does sourdough bread rise with yeast?"}]
+    everyone = {i.metadata["doc_id"] for i in pipeline.optimize(question).context.items if i.kind == "retrieved"}
+    bakery = {i.metadata["doc_id"] for i in pipeline.optimize(question, filters={"tenant": "bakery"}).context.items
+              if i.kind == "retrieved"}
+    nobody = [i for i in pipeline.optimize(question, filters={"tenant": "astro"}).context.items if i.kind == "retrieved"]
+    assert "bread" in everyone and bakery == {"bread"} and nobody == []
+
+
+def test_a_request_cannot_widen_the_stages_own_filter(kb_path):
+    from ctxopt import InputError
+
+    pipeline = Pipeline(stages=[Retrieve(kb="space", path=kb_path, filters={"tenant": "bakery"})])
+    with pytest.raises(InputError, match="request filter tenant='astro' conflicts with the retrieve stage's tenant='bakery'"):
+        pipeline.optimize(MESSAGES, filters={"tenant": "astro"})
+    with pytest.raises(Exception, match="cannot filter on colour"):
+        pipeline.optimize(MESSAGES, filters={"colour": "red"})
+
+
+def test_a_wrapped_client_scopes_retrieval_to_the_callers_tenant(kb_path):
+    import ctxopt
+    from ctxopt.integrations.stand_in import StandInClient
+
+    stand_in = StandInClient()
+    client = ctxopt.wrap(stand_in, pipeline=Pipeline(stages=[Retrieve(kb="space", path=kb_path, k=3, mode="keyword")]),
+                         filters=lambda call: {"tenant": call["user"]})
+    question = [{"role": "user", "content": "How does sourdough bread rise with yeast?"}]
+    client.chat.completions.create(model="gpt-4o-mini", messages=question, user="bakery")
+    assert any("Sourdough" in m["content"] for m in stand_in.last_request["messages"])
+    client.chat.completions.create(model="gpt-4o-mini", messages=question, user="astro")
+    assert not any("Sourdough" in m["content"] for m in stand_in.last_request["messages"])
