@@ -1,8 +1,7 @@
 """Embedding lookups shared by the pruning and summary stages.
 
 Stages take an optional ``embedder`` field; ``None`` means the process-wide cached embedder
-(``ctxopt.embed.cache.get_cached_embedder`` when present, else ``get_embedder``), resolved on first
-use so constructing a stage never loads a model. In front of it sits an in-process LRU of vectors
+(``ctxopt.embed.cache.get_cached_embedder``), resolved on first use so constructing a stage never loads a model. In front of it sits an in-process LRU of vectors
 keyed by (model id, text): a growing conversation re-sends the same old turns every request, and a
 dict lookup is far cheaper than even a disk-cache read. Each call embeds every distinct text at
 most once, in one batch, and returns the counts the report sums (``cache_hits``/``cache_misses``).
@@ -27,12 +26,8 @@ def resolve_embedder(embedder: Any = None) -> Any:
     """``embedder`` if given, else the shared cached embedder (the model loads on first embed)."""
     if embedder is not None:
         return embedder
-    try:
-        from ctxopt.embed.cache import get_cached_embedder
-    except ImportError:  # the cache module is optional: fall back to the bare shared model
-        from ctxopt.embed import get_embedder
+    from ctxopt.embed.cache import get_cached_embedder
 
-        return get_embedder()
     return get_cached_embedder()
 
 
