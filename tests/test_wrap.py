@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,164 @@ def test_optimized_decorator_works_on_async_functions_and_surfaces_bad_messages(
     assert asyncio.run(build()).report.tokens_after <= FREE_BUDGET
     with pytest.raises(ctxopt.InputError, match="no 'content'"):
         broken()
+
+
+class Sleeping:
+    """A plumbing stage that holds its thread for ``seconds`` (standing in for a slow embed or store
+    call) and notes the request's filters."""
+
+    name = "sleeping"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self, context):
+        time.sleep(self.seconds)
+        return context.note(filters=dict(context.filters))
+
+
+async def ticks_during(call) -> int:
+    """How often a coroutine ticking every 10 ms got to run while ``call`` was awaited."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.02)  # the ticker is running before the call starts
+    before = ticks
+    await call()
+    during = ticks - before
+    ticker.cancel()
+    return during
+
+
+def slow_pipeline() -> ctxopt.Pipeline:
+    return ctxopt.Pipeline(stages=(Sleeping(0.3),))
+
+
+def test_async_wrapped_call_keeps_the_event_loop_responsive_while_it_optimises(conversation):
+    client = ctxopt.wrap(AsyncStandInClient(), tier="free", pipeline=slow_pipeline())
+
+    async def call():
+        response = await client.chat.completions.create(model="gpt-4o", messages=conversation)
+        assert response.ctxopt_report.tokens_after <= FREE_BUDGET
+
+    assert asyncio.run(ticks_during(call)) >= 10  # the loop would stall for the whole 0.3 s otherwise
+
+
+def test_async_optimized_function_keeps_the_event_loop_responsive_while_it_optimises(conversation):
+    @ctxopt.optimized(tier="free", pipeline=slow_pipeline())
+    async def build() -> list[dict]:
+        return conversation
+
+    async def call():
+        assert (await build()).report.tokens_after <= FREE_BUDGET
+
+    assert asyncio.run(ticks_during(call)) >= 10
+
+
+def test_concurrent_async_calls_each_see_their_own_report(conversation):
+    seen = []
+    client = ctxopt.wrap(AsyncStandInClient(), tier="free", pipeline=slow_pipeline(), on_report=seen.append,
+                         filters=lambda call: {"user": call["user"]})
+    short = conversation[:3]
+    count = ctxopt.get_tokenizer().count_messages
+
+    async def ask(messages: list[dict], user: str) -> tuple[ctxopt.Report, ctxopt.Report]:
+        response = await client.chat.completions.create(model="gpt-4o", messages=messages, user=user)
+        await asyncio.sleep(0.05)  # the other task's call finishes in between
+        return response.ctxopt_report, client.last_report
+
+    async def both():
+        return await asyncio.gather(ask(conversation, "long"), ask(short, "short"))
+
+    (long_report, long_last), (short_report, short_last) = asyncio.run(both())
+    assert long_report is long_last and short_report is short_last
+    assert long_report.tokens_before == count(conversation) > FREE_BUDGET >= long_report.tokens_after
+    assert short_report.tokens_before == short_report.tokens_after == count(short)
+    assert [r.stages[0].notes["filters"] for r in (long_report, short_report)] == [{"user": "long"}, {"user": "short"}]
+    assert {id(r) for r in seen} == {id(long_report), id(short_report)}  # on_report got both
+    assert client.last_report is None  # the calls ran in their tasks, not in this one
+
+
+def test_async_wrapped_call_raises_the_same_input_error_before_any_request():
+    llm = AsyncStandInClient()
+    client = ctxopt.wrap(llm, tier="free")
+
+    async def call():
+        await client.chat.completions.create(model="gpt-4o", messages=[{"role": "robot", "content": "beep"}])
+
+    with pytest.raises(ctxopt.InputError, match="role 'robot'"):
+        asyncio.run(call())
+    assert llm.last_request is None and client.last_report is None
+
+
+class SdkShapedClient:
+    """Shaped like the OpenAI async SDK: ``create`` is a plain function (a ``functools.wraps``
+    decorator) around ``async def``, and ``with_streaming_response.create`` returns an async context
+    manager, not an awaitable."""
+
+    def __init__(self) -> None:
+        self.chat = self.completions = self
+        self.with_streaming_response = StreamingView(self)
+        self.last_request = None
+
+    @staticmethod
+    def checked(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    @checked
+    async def create(self, **kwargs):
+        self.last_request = kwargs
+        return StandInResponse()
+
+
+class StandInResponse:
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+
+class StreamingView:
+    def __init__(self, client: SdkShapedClient) -> None:
+        @functools.wraps(client.create)
+        def create(**kwargs):
+            client.last_request = kwargs  # the SDK would send the request in __aenter__
+            return StandInResponse()
+
+        self.create = create
+
+
+def test_async_create_behind_a_plain_decorator_also_optimises_off_the_loop(conversation):
+    llm = SdkShapedClient()
+    client = ctxopt.wrap(llm, tier="free", pipeline=slow_pipeline())
+
+    async def call():
+        response = await client.chat.completions.create(model="gpt-4o", messages=conversation)
+        assert response.ctxopt_report is client.last_report
+
+    assert asyncio.run(ticks_during(call)) >= 10
+    assert ctxopt.get_tokenizer().count_messages(llm.last_request["messages"]) <= FREE_BUDGET
+
+
+def test_async_streaming_response_view_still_returns_its_context_manager(conversation):
+    llm = SdkShapedClient()
+    client = ctxopt.wrap(llm, tier="free")
+
+    async def call():
+        async with client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=conversation) as r:
+            return r.ctxopt_report
+
+    report = asyncio.run(call())
+    assert report.tokens_after <= FREE_BUDGET
+    assert ctxopt.get_tokenizer().count_messages(llm.last_request["messages"]) == report.tokens_after

@@ -13,7 +13,10 @@ same: Azure OpenAI, vLLM, Ollama, LiteLLM, OpenRouter through the ``openai`` SDK
 Only ``chat.completions.create`` (and ``parse`` / ``stream``, also under ``with_raw_response`` /
 ``with_streaming_response``, where the client has them) are changed:
 their ``messages`` are optimised, everything else is forwarded as given. Every other attribute of
-the client passes through untouched. An async client works the same with ``await``.
+the client passes through untouched. An async client works the same with ``await``; its awaited
+calls (``create``, ``parse``, ``with_raw_response``) optimise in a worker thread, so the event loop
+keeps serving other tasks meanwhile. ``stream()`` and ``with_streaming_response`` hand back their
+context manager at once, so those still optimise on the calling thread, before returning it.
 """
 
 from __future__ import annotations
@@ -94,29 +97,64 @@ class _Chat(_Proxy):
 
 class _Completions(_Proxy):
     __slots__ = ()
+    offload = True  # async methods optimise in a worker thread
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.__wrapped__, name)
         if name in OPTIMISED_METHODS and callable(value):
-            return _optimising(value, self._ctxopt_runner)
+            return _optimising(value, self._ctxopt_runner, offload=self.offload)
         if name in RESPONSE_VIEWS:
-            return _Completions(value, self._ctxopt_runner)
+            view = _StreamingView if name == "with_streaming_response" else _Completions
+            return view(value, self._ctxopt_runner)
         return value
 
 
-def _optimising(method: Callable[..., Any], runner: Runner) -> Callable[..., Any]:
+class _StreamingView(_Completions):
+    """``with_streaming_response``: the async SDK's methods here are plain functions wrapping the
+    async ``create`` that return a context manager, not an awaitable, so they keep the direct path."""
+
+    __slots__ = ()
+    offload = False
+
+
+def _require_messages(method: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    if "messages" not in kwargs:
+        raise InputError(
+            f"{getattr(method, '__qualname__', 'create')}() got no messages= keyword argument; "
+            "a ctxopt-wrapped client needs the chat messages passed as messages=[...]"
+        )
+
+
+def _is_async(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` is a coroutine function, also behind ``functools.wraps`` decorators (the
+    OpenAI SDK wraps its async ``create`` in plain functions that return the coroutine)."""
+    try:
+        return inspect.iscoroutinefunction(inspect.unwrap(method))
+    except ValueError:  # a __wrapped__ cycle: not something we can see through
+        return inspect.iscoroutinefunction(method)
+
+
+def _optimising(method: Callable[..., Any], runner: Runner, offload: bool = True) -> Callable[..., Any]:
+    if offload and _is_async(method):
+        @functools.wraps(method)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            _require_messages(method, kwargs)
+            result = await runner.optimize_async(kwargs["messages"], kwargs)
+            kwargs["messages"] = result.messages
+            response = await method(*args, **kwargs)
+            runner.record(result.report, kwargs)
+            return attach(response, result.report)
+
+        return call_async
+
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
-        if "messages" not in kwargs:
-            raise InputError(
-                f"{getattr(method, '__qualname__', 'create')}() got no messages= keyword argument; "
-                "a ctxopt-wrapped client needs the chat messages passed as messages=[...]"
-            )
+        _require_messages(method, kwargs)
         result = runner.optimize(kwargs["messages"], kwargs)
         kwargs["messages"] = result.messages
         response = method(*args, **kwargs)
-        # An async client's create returns an awaitable (the OpenAI SDK's is not always a
-        # coroutine function, so the result is what tells): finish after it completes.
+        # An awaitable from a method that is not (and does not wrap) a coroutine function: its
+        # optimisation already ran above, on the calling thread; finish after it completes.
         if inspect.isawaitable(response):
             return _finish_later(response, result.report, runner, kwargs)
         runner.record(result.report, kwargs)
@@ -154,7 +192,9 @@ def wrap(
     ``on_report(report)``; with an ``accountant``, each call that returns is recorded under
     ``tenant`` and ``agent``. ``filters`` (a dict or a callable of the call) scope the
     pipeline's retrieval per call, e.g. ``filters=lambda call: {"tenant": TENANT_OF[call["user"]]}``.
-    Bad messages raise :class:`ctxopt.InputError` before any request.
+    Bad messages raise :class:`ctxopt.InputError` before any request. With an async client the
+    optimisation runs in a worker thread (the default executor), because it is CPU-bound and may
+    wait on a model or a vector store, which on the event loop would stall every other task.
     See ``examples/agent_wrap.py`` for a runnable example.
     """
     return WrappedClient(client, Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ctxopt.integrations.runner import Choice, Runner
-from ctxopt.pipeline import Pipeline
+from ctxopt.pipeline import Pipeline, Result
 from ctxopt.report import Report
 from ctxopt.tiers import Tier
 
@@ -54,7 +54,8 @@ def optimized(
     them fitted to ``tier``, as :class:`OptimizedMessages` (a list with a ``.report``). The report
     also goes to ``on_report``, to ``ctxopt.last_report()`` and to the ``accountant``. Callables
     for ``tier``, ``query``, ``tenant`` and ``agent`` receive the function's arguments by name,
-    e.g. ``tier=lambda args: args["plan"]``.
+    e.g. ``tier=lambda args: args["plan"]``. For an ``async`` function the optimisation runs in a
+    worker thread, so the event loop keeps serving other tasks while it works.
     """
     runner = Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query, accountant=accountant,
                     tenant=tenant, agent=agent, filters=filters, on_report=on_report)
@@ -62,23 +63,27 @@ def optimized(
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn)
 
-        def fitted(messages: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OptimizedMessages:
+        def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            result = runner.optimize(messages, bound.arguments)
-            runner.record(result.report, bound.arguments)
+            return bound.arguments
+
+        def recorded(result: Result, call: Mapping[str, Any]) -> OptimizedMessages:
+            runner.record(result.report, call)
             return OptimizedMessages(result.messages, result.report)
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> OptimizedMessages:
-                return fitted(await fn(*args, **kwargs), args, kwargs)
+                messages, call = await fn(*args, **kwargs), arguments(args, kwargs)
+                return recorded(await runner.optimize_async(messages, call), call)
 
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> OptimizedMessages:
-            return fitted(fn(*args, **kwargs), args, kwargs)
+            messages, call = fn(*args, **kwargs), arguments(args, kwargs)
+            return recorded(runner.optimize(messages, call), call)
 
         return wrapper
 

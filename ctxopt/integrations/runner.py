@@ -2,12 +2,14 @@
 report for the caller's thread or task, attach it to the response, record it in the accountant.
 
 The latest reports live in a :class:`contextvars.ContextVar`, so concurrent threads and asyncio
-tasks each see the report of their own call, never a neighbour's.
+tasks each see the report of their own call, never a neighbour's. Async callers optimise in a
+worker thread (:meth:`Runner.optimize_async`) so the event loop keeps serving other tasks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import threading
@@ -109,9 +111,25 @@ class Runner:
 
     def optimize(self, messages: Sequence[Mapping[str, Any]], call: Mapping[str, Any]) -> Result:
         """Fit ``messages``; ``call`` holds the call's other keyword arguments (``model``, ...)."""
+        return self._publish(self._planned(call)(messages))
+
+    async def optimize_async(self, messages: Sequence[Mapping[str, Any]], call: Mapping[str, Any]) -> Result:
+        """:meth:`optimize` for async callers: the pipeline runs in a worker thread (the default
+        executor), because it is CPU-bound and may wait on a model or a store for seconds, which on
+        the event loop would stall every other task. The report is remembered in the calling task."""
+        import asyncio  # here, not at module level: most users never go async and import ctxopt stays light
+
+        return self._publish(await asyncio.to_thread(self._planned(call), messages))
+
+    def _planned(self, call: Mapping[str, Any]) -> Callable[[Sequence[Mapping[str, Any]]], Result]:
+        """The pipeline run for this call, its choices made here, in the caller's thread or task (the
+        user's callables never move to a worker thread)."""
         tier = _choose(self.tier, call)
-        result = self._pipeline(call.get("model")).optimize(messages, tier, _choose(self.query, call),
-                                                            tiers=self.tiers, filters=_choose(self.filters, call))
+        return functools.partial(self._pipeline(call.get("model")).optimize, tier=tier, query=_choose(self.query, call),
+                                 tiers=self.tiers, filters=_choose(self.filters, call))
+
+    def _publish(self, result: Result) -> Result:
+        # In the caller's thread or task: a ContextVar set in a worker thread would not reach the task.
         _remember(self.owner, result.report)
         if self.on_report is not None:
             self.on_report(result.report)
