@@ -111,14 +111,15 @@ def idf(documents: Iterable[frozenset[str]]) -> dict[str, float]:
     return {word: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for word, df in counts.items()}
 
 
-def overlap(query: frozenset[str], document: frozenset[str], weights: dict[str, float],
-            default: float = 1.0) -> float:
-    """Share of the query's keyword weight found in ``document``, in [0, 1]."""
-    if not query:
-        return 0.0
-    total = sum(weights.get(w, default) for w in query)
-    found = sum(weights.get(w, default) for w in query & document)
-    return found / total if total else 0.0
+def overlap_all(query: frozenset[str], documents: Sequence[frozenset[str]], weights: dict[str, float],
+                default: float = 1.0) -> list[float]:
+    """Share of the query's keyword weight found in each document, each in [0, 1]; a query word
+    missing from ``weights`` weighs ``default``."""
+    weighted = {w: weights.get(w, default) for w in query}
+    total = sum(weighted.values())
+    if not total:
+        return [0.0] * len(documents)
+    return [sum(weighted[w] for w in query & d) / total for d in documents]
 
 
 def overlaps(query: str, documents: Sequence[str]) -> list[float]:
@@ -128,4 +129,4 @@ def overlaps(query: str, documents: Sequence[str]) -> list[float]:
     q = keywords(query)
     # A query word seen in no document gets the highest weight it could have.
     default = max(weights.values(), default=1.0)
-    return [overlap(q, s, weights, default) for s in sets]
+    return overlap_all(q, sets, weights, default)

@@ -44,9 +44,10 @@ RETRIEVED_HEADER = "Relevant context"
 SUMMARY_HEADER = "Summary of the earlier conversation"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_PLAIN_KEYS = frozenset({"role", "content"})
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Item:
     """One piece of the prompt.
 
@@ -86,7 +87,18 @@ class Item:
         """A copy with ``changes``; a new text resets the token count unless one is given."""
         if "text" in changes and "tokens" not in changes:
             changes["tokens"] = None
-        return dataclasses.replace(self, **changes)
+        unknown = changes.keys() - set(_ITEM_FIELDS)
+        if unknown:
+            raise TypeError(f"Item has no field(s) {', '.join(sorted(unknown))}")
+        # Stages replace every item's score or token count on every request (hundreds per call):
+        # copying the fields directly is several times cheaper than dataclasses.replace, which
+        # re-runs __init__. Only a new kind or text needs the checks again.
+        new = object.__new__(Item)
+        for name in _ITEM_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        if "kind" in changes or "text" in changes:
+            new.__post_init__()
+        return new
 
     def to_message(self) -> dict[str, Any]:
         """The OpenAI-style message this item becomes in the prompt."""
@@ -99,6 +111,9 @@ class Item:
         if self.text or message.get("content") is not None or not message.get("tool_calls"):
             message["content"] = self.text
         return message
+
+
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(Item))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -202,7 +217,9 @@ def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[Item]:
                 text=text,
                 protected=ROLES[role] == "system" or index == last_user,
                 unit=unit,
-                message=MappingProxyType(dict(message)),
+                # A plain {"role", "content"} message is rebuilt from kind and text; keeping a copy
+                # only for messages with more fields saves two objects per turn on every request.
+                message=None if message.keys() <= _PLAIN_KEYS and role == ROLES[role] else MappingProxyType(dict(message)),
             )
         )
     return items

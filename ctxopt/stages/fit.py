@@ -63,12 +63,12 @@ class Fit:
                 total += self._charge(unit, used)
         caps = {s: tier.cap(s) for s in SECTION_NAMES}
         for unit in sorted((u for g, u in units.items() if g not in keep), key=_priority, reverse=True):
-            cost = sum(i.tokens for _, i in unit)
-            by_section = dict.fromkeys(SECTION_NAMES, 0)
+            cost = 0
+            by_section: dict[str, int] = {}
             for _, item in unit:
-                by_section[item.section] += item.tokens
-            fits_sections = all(used[s] + by_section[s] <= caps[s] for s in SECTION_NAMES if by_section[s])
-            if total + cost <= tier.budget and fits_sections:
+                cost += item.tokens
+                by_section[item.section] = by_section.get(item.section, 0) + item.tokens
+            if total + cost <= tier.budget and all(used[s] + n <= caps[s] for s, n in by_section.items() if n):
                 keep.add(unit[0][1].group)
                 total += self._charge(unit, used)
         kept = [i for i in items if i.group in keep]

@@ -36,7 +36,7 @@ import numpy as np
 
 from ctxopt.errors import ConfigError
 from ctxopt.stages.similarity import embed, resolve_embedder
-from ctxopt.text import entities, idf, keywords, overlap, split_sentences
+from ctxopt.text import entities, idf, keywords, overlap_all, split_sentences
 from ctxopt.tokens import get_tokenizer
 from ctxopt.types import Context, Item
 
@@ -139,8 +139,8 @@ class PruneChunks:
         sent_words = [keywords(s.text) | keywords(titles[s.chunk]) for s in sentences]
         weights = idf(sent_words)
         default = max(weights.values(), default=1.0)
-        sent_kw = np.array([overlap(q_words, w, weights, default) for w in sent_words])
-        chunk_kw = np.array([overlap(q_words, w, weights, default) for w in chunk_words])
+        sent_kw = np.array(overlap_all(q_words, sent_words, weights, default))
+        chunk_kw = np.array(overlap_all(q_words, chunk_words, weights, default))
         # Title words named in the query ("Were Scott Derrickson and Ed Wood ...") mark the chunk.
         title_words = [keywords(t) for t in titles]
         title_hit = np.array([len(w & q_words) / len(w) if w else 0.0 for w in title_words])

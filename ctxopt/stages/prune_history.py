@@ -31,7 +31,7 @@ import numpy as np
 from ctxopt.errors import ConfigError
 from ctxopt.stages.base import require_whole
 from ctxopt.stages.similarity import embed, resolve_embedder
-from ctxopt.text import idf, keywords, overlap
+from ctxopt.text import idf, keywords, overlap_all
 from ctxopt.tokens import get_tokenizer
 from ctxopt.types import Context, Item
 
@@ -106,7 +106,7 @@ class PruneHistory:
         weights = idf(sets)
         default = max(weights.values(), default=1.0)
         q = keywords(query)
-        kw = np.array([overlap(q, s, weights, default) for s in sets])
+        kw = np.array(overlap_all(q, sets, weights, default))
         return (1 - self.keyword_weight) * similarity + self.keyword_weight * kw, notes
 
     def _cut(self, items: list[Item], scored: list[list[int]]) -> tuple[list[Item], int]:

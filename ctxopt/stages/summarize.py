@@ -93,9 +93,10 @@ class Summarize:
         summarised = {n for u in old[:boundary] for n in u}
         summary = Item(id=f"summary:{_digest(lines)[:12]}", kind="summary", text=text, score=math.inf,
                        metadata={"turns": boundary, "source_ids": [items[n].id for n in sorted(summarised)]})
+        first = min(summarised)
         out: list[Item] = []
         for n, item in enumerate(items):
-            if n == min(summarised):
+            if n == first:
                 out.append(summary)
             if n not in summarised or self.keep_turns:
                 out.append(item)
