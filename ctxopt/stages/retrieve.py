@@ -7,7 +7,8 @@ open on the first ``run`` and are shared by every stage in the process with the 
 Each hit becomes ``Item(kind="retrieved", id=f"doc:{chunk_id}", score=...)`` with the title,
 source and document id in its metadata, inserted just before the latest user message. The report
 gets ``retrieved``, ``retrieval_ms``, ``cache_hits``/``cache_misses`` (query embedding), and with
-``on_error="continue"`` a failed search leaves the context as it was and notes ``retrieval_error``.
+``on_error="continue"`` a failed search leaves the context as it was and notes ``retrieval_error``
+(a search that ran out of time says "retrieval timed out" there).
 
 >>> Retrieve(kb="docs", path="./kb", mode="hybrid", k=4)  # doctest: +ELLIPSIS
 Retrieve(kb='docs', path='./kb', url=None, mode='hybrid', k=4, ...)
@@ -16,12 +17,14 @@ Retrieve(kb='docs', path='./kb', url=None, mode='hybrid', k=4, ...)
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from ctxopt.errors import ConfigError, InputError
+from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.stores.base import Fusion, check_filters, check_mode
+from ctxopt.stores.qdrant import DEFAULT_TIMEOUT, timed_out
 from ctxopt.types import Context, Item
 
 ON_ERROR = ("fail", "continue")
@@ -36,6 +39,14 @@ class Retrieve:
     ``mode`` is dense, keyword or hybrid; ``fusion``/``rrf_k``/``weights``/``candidates`` tune hybrid
     fusion. ``cache`` ("disk", "redis", "none"), ``cache_dir`` and ``redis_url`` choose the
     embedding cache. ``filters`` restrict by payload (tenant, source, tags, doc_id).
+
+    ``on_error`` is what a store failure does: "fail" raises :class:`~ctxopt.errors.StoreError`,
+    "continue" answers without retrieval and notes ``retrieval_error``. ``timeout`` (seconds; None
+    keeps the store's own, 5 s by default) bounds each request to a Qdrant server, rounded up to whole seconds
+    (qdrant-client's unit), so a slow or hanging server costs at most about that long per request
+    (one search, plus one collection read the first time) and then follows ``on_error``. Embedded
+    Qdrant (``path`` or in memory) searches inside this process with no request to bound, so there
+    ``timeout`` has no effect.
     """
 
     name: ClassVar[str] = "retrieve"
@@ -55,6 +66,7 @@ class Retrieve:
     cache_dir: str | None = None
     redis_url: str | None = None
     on_error: Literal["fail", "continue"] = "fail"
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -63,6 +75,12 @@ class Retrieve:
             raise ConfigError(f"retrieve: k must be a whole number >= 1, got {self.k!r}")
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"retrieve: on_error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) \
+                    or not 0 < self.timeout < math.inf:
+                raise ConfigError(f"retrieve: timeout must be a number of seconds > 0, or None for the store's "
+                                  f"default of {DEFAULT_TIMEOUT:g} s; got {self.timeout!r}")
+            object.__setattr__(self, "timeout", float(self.timeout))  # TOML may give a whole number
         if self.path is not None and self.url is not None:
             raise ConfigError("retrieve: give path (embedded Qdrant) or url (Qdrant server), not both")
         object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))  # TOML gives a list
@@ -81,7 +99,10 @@ class Retrieve:
 
         embedder = None if self.mode == "keyword" else get_cached_embedder(
             self.model, backend=self.cache, directory=self.cache_dir, redis_url=self.redis_url)
-        return KnowledgeBase(self.kb, store=open_store(path=self.path, url=self.url), embedder=embedder)
+        store = open_store(path=self.path, url=self.url)
+        if self.timeout is not None:
+            store = store.with_timeout(self.timeout)
+        return KnowledgeBase(self.kb, store=store, embedder=embedder)
 
     def scope(self, context: Context) -> dict[str, Any] | None:
         """The stage's filters plus the request's (``context.filters``). A request can narrow what
@@ -95,18 +116,34 @@ class Retrieve:
             merged[field] = value
         return merged or None
 
+    def _timeout_error(self, exc: Exception, store: Any) -> Exception:
+        """A search that ran out of time as a StoreError saying so and how to allow longer; any
+        other failure as it is."""
+        if not timed_out(exc):
+            return exc
+        waited = f"{store.request_seconds} s" if hasattr(store, "request_seconds") else "its timeout"
+        setting = f"timeout={self.timeout:g}" if self.timeout is not None else "the store's default timeout"
+        return StoreError(f"retrieval timed out: knowledge base {self.kb!r} got no answer within {waited} "
+                          f"({setting}); raise the retrieve stage's timeout= if the server is slow but working, "
+                          f"or check that it is up and not overloaded. Cause: {exc}")
+
     def run(self, context: Context) -> Context:
         if not context.query.strip():
             return context.note(retrieved=0)
         filters = self.scope(context)
         started = time.perf_counter()
+        kb = None
         try:
-            hits, stats = self.knowledge_base().search_with_stats(
+            kb = self.knowledge_base()
+            hits, stats = kb.search_with_stats(
                 context.query, mode=self.mode, k=self.k, filters=filters, fusion=self.fusion_settings())
         except Exception as exc:  # StoreError mostly; any failure follows the same policy
+            failure = self._timeout_error(exc, getattr(kb, "store", None))
             if self.on_error == "fail":
-                raise
-            return context.note(retrieved=0, retrieval_error=f"{type(exc).__name__}: {exc}")
+                if failure is exc:
+                    raise
+                raise failure from exc
+            return context.note(retrieved=0, retrieval_error=f"{type(failure).__name__}: {failure}")
         taken = {i.id for i in context.items}
         new = []
         for hit in hits:

@@ -16,6 +16,7 @@ with RRF or DBSF) run inside Qdrant in every mode.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import threading
 import uuid
@@ -32,6 +33,7 @@ URL_ENV = "CTXOPT_QDRANT_URL"
 API_KEY_ENV = "CTXOPT_QDRANT_API_KEY"
 _POINT_NAMESPACE = uuid.UUID("6f1c3f0e-3a59-4f59-9d0b-1d0c7e2b9a11")  # chunk id -> stable point id
 INDEXED_FIELDS = ("doc_id", "tenant", "source", "tags")
+DEFAULT_TIMEOUT = 5.0  # seconds a server request may take
 
 
 def point_id(chunk_id: str) -> str:
@@ -44,7 +46,9 @@ class QdrantStore:
 
     Give one of ``location`` (":memory:", the default, or a path), ``path`` or ``url``.
     ``timeout`` bounds every server call in seconds, so an unreachable server fails fast with a
-    :class:`StoreError` instead of hanging. The client opens on first use.
+    :class:`StoreError` instead of hanging; qdrant-client takes whole seconds, so it is rounded up
+    (0.5 -> 1 s). Embedded Qdrant answers in this process, with no request to bound: it ignores
+    ``timeout``. The client opens on first use.
     """
 
     def __init__(
@@ -54,7 +58,7 @@ class QdrantStore:
         path: str | os.PathLike[str] | None = None,
         url: str | None = None,
         api_key: str | None = None,
-        timeout: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if sum(x is not None for x in (location, path, url)) > 1:
             raise StoreError("give QdrantStore one of location, path or url, not several")
@@ -68,6 +72,7 @@ class QdrantStore:
         self._dims: dict[str, int] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._by_timeout: dict[float, QdrantStore] = {}
 
     def __repr__(self) -> str:
         where = f"url={self.url!r}" if self.url else f"path={self.path!r}" if self.path else "':memory:'"
@@ -76,6 +81,11 @@ class QdrantStore:
     @property
     def where(self) -> str:
         return self.url or self.path or ":memory:"
+
+    @property
+    def request_seconds(self) -> int:
+        """How long a server request may take: ``timeout`` in the whole seconds qdrant-client takes."""
+        return max(1, math.ceil(self.timeout))
 
     # -- connection and errors -------------------------------------------------------------
 
@@ -87,7 +97,7 @@ class QdrantStore:
                 try:
                     if self.url:
                         self._client_obj = QdrantClient(url=self.url, api_key=self.api_key,
-                                                        timeout=max(1, round(self.timeout)), check_compatibility=False)
+                                                        timeout=self.request_seconds, check_compatibility=False)
                     elif self.path:
                         self._client_obj = QdrantClient(path=self.path)
                     else:
@@ -128,11 +138,24 @@ class QdrantStore:
         """The underlying ``QdrantClient``, opened on first use, for what ctxopt does not wrap."""
         return self._client()
 
+    def with_timeout(self, seconds: float) -> QdrantStore:
+        """This store with requests bounded by ``seconds``: for a server, a store of its own (one per
+        timeout, closed with this one); an embedded store has no requests to bound and is itself."""
+        if not self.url or seconds == self.timeout:
+            return self
+        with self._lock:
+            if seconds not in self._by_timeout:
+                self._by_timeout[seconds] = QdrantStore(url=self.url, api_key=self.api_key, timeout=seconds)
+            return self._by_timeout[seconds]
+
     def close(self) -> None:
         with self._lock:
             if self._client_obj is not None:
                 self._client_obj.close()
                 self._client_obj = None
+            derived, self._by_timeout = list(self._by_timeout.values()), {}
+        for store in derived:
+            store.close()
 
     # -- collections ---------------------------------------------------------------------
 
@@ -318,6 +341,24 @@ class QdrantStore:
                     text=p.payload.get("text", ""), score=float(p.score), payload=p.payload) for p in points]
 
 
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it wraps) is a request that ran out of time rather than one refused."""
+    import httpx  # qdrant-client's HTTP library
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        err = stack.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, (TimeoutError, httpx.TimeoutException)):
+            return True
+        source = getattr(err, "source", None)  # qdrant-client's ResponseHandlingException keeps the transport error here
+        stack += [err.__cause__, err.__context__, source if isinstance(source, BaseException) else None]
+    return False
+
+
 def _fusion_query(fusion: Fusion):
     from qdrant_client import models
 
@@ -347,7 +388,7 @@ _shared_lock = threading.Lock()
 
 
 def open_store(*, path: str | None = None, url: str | None = None, api_key: str | None = None,
-               timeout: float = 5.0) -> QdrantStore:
+               timeout: float = DEFAULT_TIMEOUT) -> QdrantStore:
     """The process-wide store for ``path`` or ``url`` (else $CTXOPT_QDRANT_URL, else in memory).
 
     Sharing matters: an embedded on-disk store can be opened by one client at a time.

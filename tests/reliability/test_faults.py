@@ -238,3 +238,23 @@ def test_a_ctxopt_error_from_a_custom_stage_passes_through_with_the_stage_named(
     with pytest.raises(CtxoptError, match="blocked topic") as info:
         ask(Pipeline(stages=[_Refuses()]), "hello")
     assert any("my_guard" in n for n in info.value.__notes__)
+
+
+def test_the_retrieve_timeout_bounds_a_hanging_qdrant_and_continue_says_it_timed_out(hanging_server):
+    stage = Retrieve(kb="planets", url=hanging_server, mode="keyword", on_error="continue", timeout=0.5)
+    started = time.perf_counter()
+    result = ask(Pipeline(stages=[stage]), "moons of mars")
+    assert time.perf_counter() - started < 3  # far below the store's default 5 s: the stage's timeout applies
+    assert notes(result)["retrieved"] == 0 and result.messages[-1]["content"] == "moons of mars"
+    assert "retrieval timed out" in notes(result)["retrieval_error"]
+
+
+def test_the_retrieve_timeout_fails_with_a_store_error_saying_how_to_allow_longer(hanging_server):
+    pipeline = Pipeline(stages=[Retrieve(kb="planets", url=hanging_server, mode="keyword", timeout=0.5)])
+    started = time.perf_counter()
+    with pytest.raises(StoreError, match=r"retrieval timed out.*within 1 s \(timeout=0.5\); raise the retrieve "
+                                         r"stage's timeout=") as info:
+        ask(pipeline, "moons of mars")
+    assert time.perf_counter() - started < 3
+    assert isinstance(info.value.__cause__, StoreError)  # the store's own error, naming the URL, is kept
+    assert any("retrieve" in n for n in info.value.__notes__)

@@ -164,3 +164,34 @@ def test_a_wrapped_client_scopes_retrieval_to_the_callers_tenant(kb_path):
     assert any("Sourdough" in m["content"] for m in stand_in.last_request["messages"])
     client.chat.completions.create(model="gpt-4o-mini", messages=question, user="astro")
     assert not any("Sourdough" in m["content"] for m in stand_in.last_request["messages"])
+
+
+@pytest.mark.parametrize("bad", [0, -1.5, "5", [5], True, float("nan"), float("inf")])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_rejected(bad):
+    from ctxopt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"retrieve: timeout must be a number of seconds > 0, or None"):
+        Retrieve(url="http://qdrant:6333", timeout=bad)
+
+
+def test_the_timeout_round_trips_through_the_pipeline_config():
+    import tomllib
+
+    for given, kept in [(0.5, 0.5), (2, 2.0), (None, None)]:
+        stage = Retrieve(kb="docs", url="http://qdrant:6333", timeout=given)
+        config = Pipeline(stages=(stage,)).to_config()
+        assert config["stages"][0].get("timeout") == kept
+        assert Pipeline.from_config(config).stages == (stage,) and stage.timeout == kept
+        toml = "\n".join(["[[stages]]"] + [f"{k} = {_toml(v)}" for k, v in config["stages"][0].items()])
+        assert Pipeline.from_config(tomllib.loads(toml)).stages == (stage,)
+
+
+def test_an_embedded_store_ignores_the_timeout_and_still_retrieves(kb_path):
+    ctx = Retrieve(kb="space", path=kb_path, k=1, timeout=0.5).run(Context.from_messages(MESSAGES))
+    assert ctx.notes["retrieved"] == 1 and open_store(path=kb_path).with_timeout(0.5) is open_store(path=kb_path)
+
+
+def test_a_refused_connection_is_not_reported_as_a_timeout():
+    out = Retrieve(kb="x", url="http://127.0.0.1:9", mode="keyword", on_error="continue", timeout=0.5).run(
+        Context.from_messages(MESSAGES))
+    assert "cannot reach Qdrant" in out.notes["retrieval_error"] and "timed out" not in out.notes["retrieval_error"]
