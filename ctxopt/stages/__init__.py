@@ -8,6 +8,7 @@ from ctxopt.stages.base import Stage, check_stage, stage_config
 from ctxopt.stages.fit import Fit
 from ctxopt.stages.prune_chunks import PruneChunks
 from ctxopt.stages.prune_history import PruneHistory
+from ctxopt.stages.prune_tool_output import PruneToolOutput
 from ctxopt.stages.retrieve import Retrieve
 from ctxopt.stages.summarize import Summarize
 
@@ -15,6 +16,7 @@ STAGES: dict[str, type] = {
     Fit.name: Fit,
     PruneChunks.name: PruneChunks,
     PruneHistory.name: PruneHistory,
+    PruneToolOutput.name: PruneToolOutput,
     Retrieve.name: Retrieve,
     Summarize.name: Summarize,
 }
