@@ -1,0 +1,16 @@
+"""Tool-output benchmark: HotpotQA supporting facts kept when a search tool's result is pruned.
+
+    python benchmarks/tool_output.py [--quick]
+
+The same as `ctxopt bench tool_output`: writes results/tool_output/ and adds it to results/REPORT.md.
+The measuring code lives in ctxopt/bench/tool_output.py.
+"""
+
+import sys
+from pathlib import Path
+
+from ctxopt.cli import main
+
+if __name__ == "__main__":
+    results = Path(__file__).resolve().parents[1] / "results"
+    sys.exit(main(["bench", "tool_output", "--out", str(results), *sys.argv[1:]]))
