@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import ctxopt
+from ctxopt.stages import PruneToolOutput
 
 
 def build_messages(history: list[dict], question: str) -> list[dict]:
@@ -29,6 +30,15 @@ def main() -> None:
 
     print(report)
     print(f"\nsending {len(messages)} messages; the model sees the question last:\n  {messages[-1]['content'][:80]}...")
+
+    # The fit keeps or drops a tool call whole, so the 3.5k-token log above was dropped. Shrinking
+    # long tool outputs to the lines relevant to the question keeps the call (this loads a small
+    # embedding model on first use).
+    pipeline = ctxopt.Pipeline(stages=[PruneToolOutput()])
+    messages, report = ctxopt.optimize(build_messages(history, question), tier=args.tier, pipeline=pipeline)
+    print(f"\nwith prune_tool_output:\n{report}")
+    log = next(m["content"] for m in messages if m.get("tool_call_id") == "call_logs_1")
+    print(f"\nthe log the model now sees:\n{log}")
     # response = openai.OpenAI().chat.completions.create(model="gpt-4o", messages=messages)
 
 
