@@ -18,7 +18,9 @@ JSON pretty-printed one field per line), and each segment is scored against the 
 * the relevance of its block (a search result, a paragraph), as a sentence's meaning often lives
   in its neighbours.
 
-Segments are kept best first while they fit; with ``keep_headers`` a kept segment brings its
+By default (``when="over_budget"``) the stage cuts only when the prompt does not already fit its
+tier (budget and section caps), so a large tier keeps tool outputs whole; ``when="always"`` cuts
+every long tool result, as does a context with no tier to compare against. Segments are kept best first while they fit; with ``keep_headers`` a kept segment brings its
 block's first line (a CSV header, a result's title). Kept text stays in order and each gap becomes
 one marker line like ``[... 37 lines omitted ...]``. Items are never removed (the API needs a tool
 message for every ``tool_call_id``) and protected items are never touched. With an empty query
@@ -47,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -56,8 +58,11 @@ from ctxopt.stages.base import require_whole
 from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.stages.tool_segments import Segmented, render, segment
 from ctxopt.text import STOPWORDS, idf, keywords, overlap_all
-from ctxopt.tokens import Tokenizer, get_tokenizer
+from ctxopt.tiers import SECTION_NAMES, Tier
+from ctxopt.tokens import REPLY_PRIMING, Tokenizer, get_tokenizer
 from ctxopt.types import Context
+
+WHEN = ("over_budget", "always")
 
 # The smallest target: room for one marker line saying everything was omitted.
 MIN_TARGET = 16
@@ -101,6 +106,7 @@ class PruneToolOutput:
     identifier_weight: float = 0.5
     block_weight: float = 0.3
     keep_headers: bool = True
+    when: Literal["over_budget", "always"] = "over_budget"
     encoding: str | None = None
     embedder: Any = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -118,6 +124,8 @@ class PruneToolOutput:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{self.name}: {field} must be a number in [0, 1], got {value!r}")
+        if self.when not in WHEN:
+            raise ConfigError(f"{self.name}: when must be one of {', '.join(WHEN)}, got {self.when!r}")
         if not isinstance(self.keep_headers, bool):
             raise ConfigError(f"{self.name}: keep_headers must be True or False, got {self.keep_headers!r}")
 
@@ -127,8 +135,20 @@ class PruneToolOutput:
             return self.max_tokens
         return max(MIN_TARGET, min(self.max_tokens, math.floor(self.keep_ratio * tokens)))
 
+    def fits(self, context: Context, tokenizer: Tokenizer) -> bool:
+        """Whether the whole prompt already fits its tier (budget and every section cap)."""
+        tier = context.tier
+        if not isinstance(tier, Tier):
+            return False
+        used = dict.fromkeys(SECTION_NAMES, 0)
+        for item in context.items:
+            used[item.section] += item.tokens if item.tokens is not None else tokenizer.count_message(item.to_message())
+        return REPLY_PRIMING + sum(used.values()) <= tier.budget and all(used[s] <= tier.cap(s) for s in SECTION_NAMES)
+
     def run(self, context: Context) -> Context:
         tokenizer = get_tokenizer(self.encoding)
+        if self.when == "over_budget" and self.fits(context, tokenizer):
+            return context.note(tool_items_pruned=0)
         work: dict[int, tuple[Segmented, int, int]] = {}  # position -> (segments, tokens, target)
         for n, item in enumerate(context.items):
             if item.kind != "tool" or item.protected:

@@ -218,3 +218,21 @@ def test_real_model_keeps_the_payments_provider_errors_of_the_oncall_log_in_the_
     assert sum(line in kept for line in provider_errors) >= 8
     assert all(line in kept for line in provider_errors if int(re.search(r"latency_ms=(\d+)", line)[1]) > 800)
     assert after.report.tokens_after <= after.report.budget
+
+
+def test_a_prompt_that_already_fits_its_tier_keeps_its_tool_output_whole():
+    ctx = agent(log())
+    tokens = sum(TOKENIZER.count_message(m) for m in ctx.to_messages())
+    roomy = ctx.replace(tier=Tier(limit=tokens * 2))
+    assert tool_text(PruneToolOutput(embedder=EMB).run(roomy)) == tool_text(ctx)
+    tight = ctx.replace(tier=Tier(limit=tokens // 2))
+    assert TOKENIZER.count(tool_text(PruneToolOutput(embedder=EMB).run(tight))) <= 500
+    capped = ctx.replace(tier=Tier(limit=tokens * 2, history=300))  # fits the budget, not the history cap
+    assert tool_text(PruneToolOutput(embedder=EMB).run(capped)) != tool_text(ctx)
+    forced = PruneToolOutput(when="always", embedder=EMB).run(roomy)
+    assert TOKENIZER.count(tool_text(forced)) <= 500
+
+
+def test_when_must_name_a_policy():
+    with pytest.raises(ConfigError, match="when must be one of over_budget, always"):
+        PruneToolOutput(when="sometimes")
