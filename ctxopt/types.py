@@ -87,7 +87,7 @@ class Item:
         """A copy with ``changes``; a new text resets the token count unless one is given."""
         if "text" in changes and "tokens" not in changes:
             changes["tokens"] = None
-        unknown = changes.keys() - set(_ITEM_FIELDS)
+        unknown = changes.keys() - _ITEM_FIELDS
         if unknown:
             raise TypeError(f"Item has no field(s) {', '.join(sorted(unknown))}")
         # Stages replace every item's score or token count on every request (hundreds per call):
@@ -113,7 +113,7 @@ class Item:
         return message
 
 
-_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(Item))
+_ITEM_FIELDS = frozenset(f.name for f in dataclasses.fields(Item))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -99,9 +99,8 @@ class Retrieve:
 
         embedder = None if self.mode == "keyword" else get_cached_embedder(
             self.model, backend=self.cache, directory=self.cache_dir, redis_url=self.redis_url)
-        store = open_store(path=self.path, url=self.url)
-        if self.timeout is not None:
-            store = store.with_timeout(self.timeout)
+        store = open_store(path=self.path, url=self.url,
+                           timeout=DEFAULT_TIMEOUT if self.timeout is None else self.timeout)
         return KnowledgeBase(self.kb, store=store, embedder=embedder)
 
     def scope(self, context: Context) -> dict[str, Any] | None:

@@ -72,7 +72,6 @@ class QdrantStore:
         self._dims: dict[str, int] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._by_timeout: dict[float, QdrantStore] = {}
 
     def __repr__(self) -> str:
         where = f"url={self.url!r}" if self.url else f"path={self.path!r}" if self.path else "':memory:'"
@@ -138,24 +137,11 @@ class QdrantStore:
         """The underlying ``QdrantClient``, opened on first use, for what ctxopt does not wrap."""
         return self._client()
 
-    def with_timeout(self, seconds: float) -> QdrantStore:
-        """This store with requests bounded by ``seconds``: for a server, a store of its own (one per
-        timeout, closed with this one); an embedded store has no requests to bound and is itself."""
-        if not self.url or seconds == self.timeout:
-            return self
-        with self._lock:
-            if seconds not in self._by_timeout:
-                self._by_timeout[seconds] = QdrantStore(url=self.url, api_key=self.api_key, timeout=seconds)
-            return self._by_timeout[seconds]
-
     def close(self) -> None:
         with self._lock:
             if self._client_obj is not None:
                 self._client_obj.close()
                 self._client_obj = None
-            derived, self._by_timeout = list(self._by_timeout.values()), {}
-        for store in derived:
-            store.close()
 
     # -- collections ---------------------------------------------------------------------
 
@@ -391,11 +377,13 @@ def open_store(*, path: str | None = None, url: str | None = None, api_key: str 
                timeout: float = DEFAULT_TIMEOUT) -> QdrantStore:
     """The process-wide store for ``path`` or ``url`` (else $CTXOPT_QDRANT_URL, else in memory).
 
-    Sharing matters: an embedded on-disk store can be opened by one client at a time.
+    Sharing matters: an embedded on-disk store can be opened by one client at a time. A server
+    store is shared per ``timeout`` too, so a stage asking for a shorter bound gets a client with
+    it; an embedded store answers in this process and is one store whatever the timeout.
     """
     if path is None and url is None:
         url = os.environ.get(URL_ENV) or None
-    key = (str(path) if path is not None else None, url)
+    key = (str(path) if path is not None else None, url, timeout if url else None)
     with _shared_lock:
         if key not in _shared:
             if not _shared:

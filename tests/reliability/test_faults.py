@@ -100,17 +100,14 @@ def test_unreachable_qdrant_with_on_error_continue_answers_without_retrieval_and
 
 
 def test_a_hanging_qdrant_times_out_instead_of_hanging_the_request(hanging_server):
-    from ctxopt.stores.qdrant import open_store
-
-    # the stage shares the process-wide store for its url; give that store a 1 s timeout
-    open_store(url=hanging_server, timeout=1.0)
-    pipeline = Pipeline(stages=[Retrieve(kb="planets", url=hanging_server, mode="keyword", on_error="continue")])
+    pipeline = Pipeline(stages=[Retrieve(kb="planets", url=hanging_server, mode="keyword", on_error="continue",
+                                         timeout=1.0)])
     started = time.perf_counter()
     result = ask(pipeline, "moons of mars")
     assert time.perf_counter() - started < 10
     assert "Qdrant" in notes(result)["retrieval_error"]
     with pytest.raises(StoreError):
-        ask(Pipeline(stages=[Retrieve(kb="planets", url=hanging_server, mode="keyword")]), "moons of mars")
+        ask(Pipeline(stages=[Retrieve(kb="planets", url=hanging_server, mode="keyword", timeout=1.0)]), "moons of mars")
 
 
 def test_a_missing_knowledge_base_says_to_ingest_first(kb_path):

@@ -188,7 +188,7 @@ def test_the_timeout_round_trips_through_the_pipeline_config():
 
 def test_an_embedded_store_ignores_the_timeout_and_still_retrieves(kb_path):
     ctx = Retrieve(kb="space", path=kb_path, k=1, timeout=0.5).run(Context.from_messages(MESSAGES))
-    assert ctx.notes["retrieved"] == 1 and open_store(path=kb_path).with_timeout(0.5) is open_store(path=kb_path)
+    assert ctx.notes["retrieved"] == 1 and open_store(path=kb_path, timeout=0.5) is open_store(path=kb_path)
 
 
 def test_a_refused_connection_is_not_reported_as_a_timeout():
