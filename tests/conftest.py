@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+# Loads the suite's Hypothesis profile (reproducible 'ci' unless HYPOTHESIS_PROFILE=wide) before any test.
+import hypothesis_profiles  # noqa: F401
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

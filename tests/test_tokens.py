@@ -4,6 +4,7 @@ import pytest
 import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt import TokenizerError, get_tokenizer
 from ctxopt.tokens import REPLY_PRIMING, Tokenizer
@@ -33,7 +34,7 @@ def test_a_users_own_tiktoken_cache_is_honoured(tmp_path, monkeypatch):
 
 
 def test_unknown_encoding_lists_the_available_ones():
-    with pytest.raises(TokenizerError, match="available encodings: .*cl100k_base"):
+    with pytest.raises(TokenizerError, match=r"available encodings: .*cl100k_base"):
         Tokenizer("no_such_encoding")
 
 
@@ -52,7 +53,7 @@ messages_strategy = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(messages_strategy)
 def test_message_counts_agree_with_tiktoken_on_the_serialized_messages(messages):
     enc = reference_encoding()
@@ -70,7 +71,7 @@ def test_tool_calls_are_counted_as_their_json():
     assert tok.count_message(message) == 3 + tok.count("assistant") + tok.count(json.dumps(call, separators=(",", ":")))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.text(max_size=300), st.integers(min_value=0, max_value=50))
 def test_truncate_never_exceeds_the_token_limit_and_keeps_a_prefix(text, limit):
     tok = get_tokenizer()

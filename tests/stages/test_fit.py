@@ -3,6 +3,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt import BudgetError, ConfigError, Context, Fit, Item, Pipeline, Tier, check_stage, get_tokenizer
 
@@ -42,7 +43,7 @@ def with_retrieved(ctx, texts, scores):
     return ctx.replace(items=items[:-1] + docs + items[-1:])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(conversations(), tiers(), st.lists(st.text(max_size=80), max_size=4),
        st.lists(st.one_of(st.floats(-1, 1), st.just(math.nan), st.none()), min_size=4, max_size=4))
 def test_fit_never_exceeds_the_limit_drops_no_protected_item_splits_no_unit_and_keeps_order(

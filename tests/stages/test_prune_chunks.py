@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt.embed import HashEmbedder
 from ctxopt.errors import ConfigError
@@ -19,7 +20,7 @@ def test_prune_chunks_passes_the_stage_contract():
     check_stage(PruneChunks(max_tokens=5, reorder=True, embedder=EMB))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(texts=st.lists(st.text(min_size=1, max_size=80), min_size=1, max_size=5),
        query=st.text(max_size=30), max_tokens=st.integers(0, 10))
 def test_pruning_never_returns_an_empty_context_when_something_was_retrieved(texts, query, max_tokens):

@@ -3,6 +3,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt import Pipeline, Tier
 from ctxopt.embed import HashEmbedder
@@ -61,7 +62,7 @@ def test_the_fit_keeps_the_relevant_old_turn_over_recent_filler():
     assert "Your cat Tom is a tabby." in [i.text for i in result.context.items]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(n_filler=st.integers(0, 6), max_tokens=st.integers(0, 120), keep_last=st.integers(0, 3))
 def test_a_token_target_never_drops_protected_items_or_splits_tool_units(n_filler, max_tokens, keep_last):
     ctx = Context.from_messages(conversation(n_filler))

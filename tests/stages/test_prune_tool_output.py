@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt import ConfigError, Pipeline, Tier
 from ctxopt.embed import HashEmbedder
@@ -173,7 +174,7 @@ texts = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(text=texts, max_tokens=st.integers(MIN_TARGET, 200), question=st.sampled_from(["", "req-7f3a 502 error", "gamma"]),
        headers=st.booleans())
 def test_pruning_never_exceeds_the_target_and_never_removes_or_regroups_items(text, max_tokens, question, headers):
@@ -187,7 +188,7 @@ def test_pruning_never_exceeds_the_target_and_never_removes_or_regroups_items(te
     assert out.items[3].to_message()["tool_call_id"] == "c1"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(text=texts, keep=st.sets(st.integers(0, 200)))
 def test_rendered_text_is_the_kept_segments_in_order_with_a_marker_for_every_gap(text, keep):
     seg = segment(text, TOKENIZER)

@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt.errors import ConfigError
 from ctxopt.stages import Summarize, check_stage
@@ -38,7 +39,7 @@ def test_old_turns_become_one_summary_before_the_recent_ones():
     assert "Ann (1 May 2023): On trip 0" in out.items[0].text  # speaker and date survive
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(target=st.integers(1, 60), n=st.integers(2, 12), llm=st.booleans())
 def test_the_summary_never_exceeds_its_token_target(target, n, llm):
     stage = Summarize(keep_last=1, step=1, max_tokens=target, summarizer=Counting() if llm else None)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
 from ctxopt.stores import sparse
 
@@ -25,6 +26,7 @@ def test_a_longer_document_weighs_the_same_term_less():
     assert weight("gene expression") > weight("gene expression " + "other words " * 20)
 
 
+@settings(max_examples=examples(100))
 @given(st.text(max_size=200))
 def test_vectors_are_sorted_unique_and_positive(text):
     indices, values = sparse.doc_vector(text, avgdl=20.0)
