@@ -169,10 +169,11 @@ class KnowledgeBase:
                                  f"(versions: {[v.number for v in versions]}); nothing to roll back to")
             target = older[-1]
         else:
-            target = next((v for v in versions if v.number == version), None)
-            if target is None:
+            found = next((v for v in versions if v.number == version), None)
+            if found is None:
                 raise InputError(f"knowledge base {self.name!r} has no ready version {version}; "
                                  f"ready versions: {[v.number for v in versions]}")
+            target = found
         self.store.set_alias(self.name, target.collection)
         return dataclasses.replace(target, current=True)
 
@@ -212,9 +213,9 @@ class KnowledgeBase:
                 old_hashes[str(payload.get("doc_id"))] = str(payload.get("content_hash"))
         changed = [d for d in docs if old_hashes.get(d) != hashes[d]]
         removed = set(old_hashes) - set(docs) if prune else (remove or set()) & set(old_hashes)
-        counts = dict(docs_seen=len(docs), docs_added=sum(d not in old_hashes for d in changed),
-                      docs_changed=sum(d in old_hashes for d in changed), docs_unchanged=len(docs) - len(changed),
-                      docs_removed=len(removed))
+        counts: dict[str, Any] = {"docs_seen": len(docs), "docs_added": sum(d not in old_hashes for d in changed),
+                  "docs_changed": sum(d in old_hashes for d in changed), "docs_unchanged": len(docs) - len(changed),
+                  "docs_removed": len(removed)}
         if current is not None and not changed and not removed:
             return IngestSummary(kb=self.name, version=_number(current), collection=current,
                                  chunks_total=self.store.count(current), seconds=time.perf_counter() - started, **counts)
@@ -279,7 +280,7 @@ class KnowledgeBase:
         lengths = [sparse.doc_length(c.text) for c in chunks]
         dim = len(chunks[0].vector) if chunks else self.embedder.dim
         meta = {"kb": self.name, "version": number, "status": "building",
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "avgdl": sum(lengths) / len(lengths) if lengths else 1.0, "k1": sparse.K1, "b": sparse.B,
                 "model_id": self.embedder.model_id, "dim": dim, "docs": docs, "chunks": len(chunks),
                 **{k: v for k, v in self._settings().items() if k != "model"}}

@@ -46,7 +46,7 @@ class Pipeline:
     """
 
     stages: tuple[Any, ...] = ()
-    fit: Fit = Fit()
+    fit: Fit = dataclasses.field(default_factory=Fit)
     encoding: str | None = None
     model: str = DEFAULT_MODEL
     price_per_1k: float | None = None

@@ -97,9 +97,8 @@ def entities(text: str) -> frozenset[str]:
     for sentence in split_sentences(text):
         words = _WORD.findall(sentence)
         for position, word in enumerate(words):
-            if (word[0].isupper() and position > 0) or word.isdigit():
-                if word.lower() not in STOPWORDS:
-                    found.add(word.lower())
+            if ((word[0].isupper() and position > 0) or word.isdigit()) and word.lower() not in STOPWORDS:
+                found.add(word.lower())
     return frozenset(found)
 
 

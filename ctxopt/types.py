@@ -15,7 +15,7 @@ the report. Both are frozen: a stage returns a new context and never edits the o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -114,6 +114,17 @@ class Item:
 
 
 _ITEM_FIELDS = frozenset(f.name for f in dataclasses.fields(Item))
+
+
+def total_tokens(items: Iterable[Item]) -> int:
+    """The summed token counts of ``items``, which must have been counted (the pipeline counts every
+    item before each stage); an uncounted item here is a caller's bug, so it raises."""
+    total = 0
+    for item in items:
+        if item.tokens is None:
+            raise ValueError(f"item {item.id!r} has no token count; count it first (Pipeline.run does)")
+        total += item.tokens
+    return total
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

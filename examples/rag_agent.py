@@ -24,7 +24,8 @@ KB_DOCS = Path(__file__).parent / "kb"
 
 
 def main() -> None:
-    question = sys.argv[1] if len(sys.argv) > 1 else "I opened my headphones 10 days ago, can I still return them and is there a fee?"
+    default = "I opened my headphones 10 days ago, can I still return them and is there a fee?"
+    question = sys.argv[1] if len(sys.argv) > 1 else default
     kb_path = tempfile.mkdtemp(prefix="ctxopt-kb-")
 
     # 1. Ingest (idempotent: running it again writes nothing).

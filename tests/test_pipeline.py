@@ -62,7 +62,7 @@ def test_a_stage_that_returns_the_wrong_type_is_reported():
         def run(self, context):
             return None
 
-    with pytest.raises(StageError, match="stage 'lazy' failed.*returned NoneType, not a Context"):
+    with pytest.raises(StageError, match=r"stage 'lazy' failed.*returned NoneType, not a Context"):
         Pipeline(stages=[Lazy()]).optimize(CHAT)
 
 

@@ -110,8 +110,8 @@ class Accountant:
         with self._lock:
             for key, tally in self._tallies.items():
                 if tenant is None or key[0] == tenant:
-                    rolled = tuple(v if f in by else ALL for f, v in zip(KEY_FIELDS, key))
-                    groups.setdefault(rolled, []).append(tally)
+                    tenant_, agent, tier = (v if f in by else ALL for f, v in zip(KEY_FIELDS, key))
+                    groups.setdefault((tenant_, agent, tier), []).append(tally)
             rows = [usage_of(key, tallies) for key, tallies in groups.items()]
         return sorted(rows, key=lambda u: (-u.requests, u.tenant, u.agent, u.tier))
 
@@ -179,8 +179,8 @@ class Accountant:
                        "reservoir_size": data["reservoir_size"], **options}
             accountant = cls(**options)
             for group in data["groups"]:
-                key = tuple(str(group[f]) for f in KEY_FIELDS)
-                accountant._tallies[key] = Tally.from_dict(group, accountant.reservoir_size)
+                tenant, agent, tier = (str(group[f]) for f in KEY_FIELDS)
+                accountant._tallies[tenant, agent, tier] = Tally.from_dict(group, accountant.reservoir_size)
             accountant._months = {str(t): MonthlyUse.from_dict(m) for t, m in data["months"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"ctxopt accounting data is damaged: {type(exc).__name__}: {exc}") from exc

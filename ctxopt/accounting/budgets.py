@@ -43,7 +43,7 @@ def check_budgets(budgets: Mapping[str, int], thresholds: Sequence[float]) -> tu
     for threshold in thresholds:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
             raise ConfigError(f"budget thresholds are shares of the budget in (0, 1], got {threshold!r}")
-    return dict(budgets), tuple(sorted(set(float(t) for t in thresholds)))
+    return dict(budgets), tuple(sorted({float(t) for t in thresholds}))
 
 
 @dataclasses.dataclass(kw_only=True)

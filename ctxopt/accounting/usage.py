@@ -17,7 +17,7 @@ RESERVOIR_SIZE = 512
 class Reservoir:
     """A uniform sample of at most ``size`` values out of all values ever added."""
 
-    __slots__ = ("size", "seen", "values")
+    __slots__ = ("seen", "size", "values")
 
     def __init__(self, size: int = RESERVOIR_SIZE, values: Iterable[float] = (), seen: int | None = None) -> None:
         self.size = size

@@ -177,7 +177,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                                count)[1] for q in questions)
     points = {"keep everything": {"recall": 1.0, "tokens_kept": 1.0},
               "oracle (supporting sentences only)": {"recall": 1.0, "tokens_kept": round(oracle_used / full_total, 4)}}
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "compression",
         "dataset": f"HotpotQA dev distractor, first {len(questions)} questions",
         "questions": len(questions),

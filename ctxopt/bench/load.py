@@ -130,7 +130,7 @@ def drive(call: Callable[[int], Any], threads: int, *, seconds: float | None = N
             t0 = time.perf_counter()
             try:
                 call(n)
-            except Exception as exc:  # a load test records failures; it does not stop at the first
+            except Exception as exc:  # noqa: BLE001  # a load test records every failure; it does not stop at the first
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
             elapsed = time.perf_counter() - t0
@@ -280,7 +280,8 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     cores = min(8, os.cpu_count() or 1)
     floor_ms = round(8 / (cores * single["throughput_rps"]) * 1000, 1)
     results = {
-        "workload": {"conversations": len({id(h) for h, _ in requests}), "requests": len(requests), "stages": stage_names, "tier": "pro",
+        "workload": {"conversations": len({id(h) for h, _ in requests}), "requests": len(requests), "stages": stage_names,
+                     "tier": "pro",
                      "history_tokens_min": history_tokens[0], "history_tokens_max": history_tokens[-1],
                      "cpu_count": os.cpu_count(), "seconds_per_level": seconds, "quick": quick,
                      "torch_threads": TORCH_THREADS, "torch_threads_default": default_torch_threads,

@@ -31,7 +31,7 @@ from ctxopt.stages.summarize import Summarize
 from ctxopt.text import split_sentences
 from ctxopt.tiers import Tier
 from ctxopt.tokens import get_tokenizer
-from ctxopt.types import Context, Item
+from ctxopt.types import Context, Item, total_tokens
 
 BUDGETS = (500, 1000, 2000, 4000)
 CATEGORIES = (1, 2, 3, 4)
@@ -118,7 +118,7 @@ def evaluate(conversations: list[dict[str, Any]], stages: list[Any], tier: Tier)
             result = pipeline.run(Context(query=q["question"], items=(*conv["items"], query), tier=tier))
             output = [i for i in result.context.items if i.id != "question"]
             recalls.append(_recall(output, q["evidence"], by_id))
-            kept.append(sum(i.tokens for i in output))
+            kept.append(total_tokens(output))
     return {"recall": float(np.mean(recalls)), "tokens": float(np.mean(kept))}
 
 
@@ -128,7 +128,7 @@ def curve(conversations: list[dict[str, Any]], budgets: tuple[int, ...] = CURVE_
     from tqdm import tqdm
 
     embedder = embedder or resolve_embedder()
-    full = float(np.mean([sum(i.tokens for i in c["items"]) for c in conversations]))
+    full = float(np.mean([total_tokens(c["items"]) for c in conversations]))
     points = []
     for budget in tqdm(budgets, desc="memory curve", leave=False):
         stages, tier = variants(budget, embedder)[DEFAULT_VARIANT]
@@ -156,10 +156,10 @@ def recency_window(items: list[Item], budget: int) -> list[Item]:
     """trim_messages(strategy="last"): the latest turns, stopping at the first that does not fit."""
     kept, used = [], 0
     for item in reversed(items):
-        if used + item.tokens > budget:
+        if used + total_tokens([item]) > budget:
             break
         kept.append(item)
-        used += item.tokens
+        used += total_tokens([item])
     return kept[::-1]
 
 
@@ -180,19 +180,19 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     for conv in conversations:
         items = conv["items"]
         by_id = {i.id: i for i in items}
-        full_tokens.append(sum(i.tokens for i in items))
+        full_tokens.append(total_tokens(items))
         for q in conv["questions"]:
             query = question_item(q["question"])
             for budget in BUDGETS:
-                window = recency_window(items, budget - query.tokens)
+                window = recency_window(items, budget - total_tokens([query]))
                 sums.setdefault("recency window", {}).setdefault(budget, []).append(_recall(window, q["evidence"], by_id))
-                tokens.setdefault("recency window", {}).setdefault(budget, []).append(sum(i.tokens for i in window))
+                tokens.setdefault("recency window", {}).setdefault(budget, []).append(total_tokens(window))
                 for name, (stages, tier) in variants(budget, embedder).items():
                     result = Pipeline(stages=tuple(stages)).run(Context(query=q["question"], items=(*items, query),
                                                                         tier=tier))
                     output = [i for i in result.context.items if i.id != "question"]
                     sums.setdefault(name, {}).setdefault(budget, []).append(_recall(output, q["evidence"], by_id))
-                    tokens.setdefault(name, {}).setdefault(budget, []).append(sum(i.tokens for i in output))
+                    tokens.setdefault(name, {}).setdefault(budget, []).append(total_tokens(output))
                 progress.update()
     progress.close()
     full = float(np.mean(full_tokens))
@@ -200,7 +200,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                             "tokens_kept": round(float(np.mean(tokens[name][b])), 1),
                             "share_of_conversation": round(float(np.mean(tokens[name][b])) / full, 4)}
                    for b in BUDGETS} for name in sums}
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "memory",
         "dataset": f"LoCoMo, {len(conversations)} conversations, {n_questions} QA pairs (categories 1-4 with evidence)",
         "history": "the whole conversation (LoCoMo questions are asked after it ends)",

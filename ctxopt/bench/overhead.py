@@ -23,7 +23,7 @@ from ctxopt.stages.prune_history import PruneHistory
 from ctxopt.stages.similarity import resolve_embedder
 from ctxopt.stages.summarize import Summarize
 from ctxopt.tiers import Tier
-from ctxopt.types import Context, Item
+from ctxopt.types import Context, Item, total_tokens
 
 TARGET_TOKENS = 22_000
 TIER = Tier(4096, reserve=512, history=2000, summary=500, retrieved=0, name="overhead")
@@ -43,8 +43,8 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
 
     samples = json.loads((data_dir() / DATASET).read_text(encoding="utf-8"))
     conversations = [(s, conversation_items(s)) for s in samples]
-    sample, items = min(conversations, key=lambda c: abs(sum(i.tokens for i in c[1]) - TARGET_TOKENS))
-    history_tokens = sum(i.tokens for i in items)
+    sample, items = min(conversations, key=lambda c: abs(total_tokens(c[1]) - TARGET_TOKENS))
+    history_tokens = total_tokens(items)
     items = [i.replace(tokens=None) for i in items]  # as messages arrive: uncounted
     questions = list(dict.fromkeys(str(qa["question"]) for s in samples for qa in s["qa"]))
     requests, warmup = (100, 20) if quick else (500, 50)
@@ -57,7 +57,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     torch.set_num_threads(TORCH_THREADS)
     rows: dict[str, dict[str, Any]] = {}
     for name, pipeline in pipelines(embedder).items():
-        def call(question: str) -> float:
+        def call(question: str, pipeline: Any = pipeline) -> float:
             query = Item(id="question", kind="user", text=question, protected=True)
             context = Context(query=question, items=(*items, query), tier=TIER)
             started = time.perf_counter()

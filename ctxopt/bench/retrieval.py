@@ -21,7 +21,7 @@ from typing import Any
 from ctxopt.bench.data import load_beir
 from ctxopt.bench.metrics import evaluate, percentile
 from ctxopt.bench.output import write_table
-from ctxopt.stores.base import Fusion
+from ctxopt.stores.base import PLAIN_RRF, Fusion
 
 BM25_BEIR = 0.665  # BEIR paper, Elasticsearch BM25 on SciFact, nDCG@10
 CHUNK_TOKENS = 512  # SciFact abstracts: median ~300 tokens; 93% of documents stay one chunk
@@ -42,7 +42,8 @@ def _build(docs, cache_dir: Path, base) -> tuple[Any, dict[str, Any]]:
     from ctxopt.kb import KnowledgeBase
     from ctxopt.stores.qdrant import QdrantStore
 
-    embedder = CachedEmbedder(base, backend=DiskBackend(cache_dir))
+    backend = DiskBackend(cache_dir)
+    embedder = CachedEmbedder(base, backend=backend)
     kb = KnowledgeBase("scifact", store=QdrantStore(), embedder=embedder, chunk_tokens=CHUNK_TOKENS, overlap=OVERLAP)
     texts_before = base.calls
     summary = kb.ingest(docs, progress=True)
@@ -50,7 +51,7 @@ def _build(docs, cache_dir: Path, base) -> tuple[Any, dict[str, Any]]:
              "cache_hits": summary.cache_hits, "cache_misses": summary.cache_misses,
              "model_texts": base.calls - texts_before, "model_batches": embedder.model_calls,
              "docs": summary.docs_seen, "chunks": summary.chunks_total}
-    embedder.backend.close()
+    backend.close()
     return kb, stats
 
 
@@ -67,7 +68,7 @@ def _docs(chunk_hits: list[tuple[str, float]], n: int = 100) -> list[str]:
     return list(out)
 
 
-def _timed_search(kb, text: str, vector, mode: str, fusion: Fusion = Fusion()):
+def _timed_search(kb, text: str, vector, mode: str, fusion: Fusion = PLAIN_RRF):
     t0 = time.perf_counter()
     hits = kb.store.search(kb.name, vector=vector, text=text, mode=mode, k=DEPTH if mode != "hybrid" else fusion.candidates,
                            fusion=fusion)
@@ -192,7 +193,7 @@ def run(out_dir: Path, quick: bool = False, *, cache_dir: Path | None = None) ->
     docs = [Document(id=d, title=r["title"], text=r["text"]) for d, r in corpus.items()]
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "bench-scifact"
     base = get_embedder()
-    base.dim  # load the model first: the timings below are the embedding step alone
+    _ = base.dim  # load the model first: the timings below are the embedding step alone
 
     # The cold build embeds the whole corpus (minutes on CPU) into an empty cache. It runs when the
     # cache has no record of one (a new machine, or after deleting the cache folder to re-measure);
@@ -220,10 +221,11 @@ def run(out_dir: Path, quick: bool = False, *, cache_dir: Path | None = None) ->
     # 1. tune fusion on train, with the replica (the same vectors and formulas as Qdrant)
     train_lists = {q: (replica.dense_hits(qvec[f"train:{q}"]), replica.keyword_hits(t)) for q, t in
                    tqdm(train_queries.items(), desc="train candidate lists", unit="query")}
-    tuning = []
+    tuning: list[dict[str, Any]] = []
     for fusion in fusion_grid(quick):
         rankings = {q: _docs(_by_doc(fuse(d, k, fusion))) for q, (d, k) in train_lists.items()}
-        tuning.append({"fusion": dataclasses.asdict(fusion), "train_ndcg@10": round(evaluate(rankings, train_qrels)["ndcg@10"], 4)})
+        ndcg = evaluate(rankings, train_qrels)["ndcg@10"]
+        tuning.append({"fusion": dataclasses.asdict(fusion), "train_ndcg@10": round(ndcg, 4)})
     best = max(tuning, key=lambda t: t["train_ndcg@10"])
     tuned = Fusion(**{**best["fusion"], "weights": tuple(best["fusion"]["weights"])})
 
@@ -250,7 +252,7 @@ def run(out_dir: Path, quick: bool = False, *, cache_dir: Path | None = None) ->
     results["hybrid"].update({"fusion": dataclasses.asdict(tuned), "train_ndcg@10": best["train_ndcg@10"]})
     results["hybrid_rrf_plain"]["fusion"] = dataclasses.asdict(Fusion())
 
-    out = {"dataset": "BEIR SciFact", "corpus_docs": len(corpus), "test_queries": len(test_queries),
+    out: dict[str, Any] = {"dataset": "BEIR SciFact", "corpus_docs": len(corpus), "test_queries": len(test_queries),
            "train_queries": len(train_queries), "model": base.model_id, "store": "embedded Qdrant (:memory:)",
            "chunk_tokens": CHUNK_TOKENS, "overlap": OVERLAP, "quick": quick, "bm25_beir_reference": BM25_BEIR,
            "results": results, "indexing": indexing, "tuning": tuning,
@@ -277,7 +279,8 @@ def _write_markdown(path: Path, out: Mapping[str, Any]) -> None:
     notes = [f"{out['corpus_docs']} documents, {out['test_queries']} test queries; fusion chosen on "
              f"{out['train_queries']} train queries among {len(out['tuning'])} settings: {setting}, "
              f"{best['candidates']} candidates per list. Latency: one Qdrant query ({out['store']}, "
-             "top 200 chunks; hybrid returns its fused candidates), query vector from the embedding cache. Embedded Qdrant scores "
+             "top 200 chunks; hybrid returns its fused candidates), query vector from the embedding cache. "
+             "Embedded Qdrant scores "
              "sparse vectors in pure Python, so keyword and hybrid latency here is local mode's, not a server's. "
              "Plain RRF is Qdrant's RRF formula applied to Qdrant's own dense and keyword lists.",
              f"Fusion was tuned on train with a numpy replica of Qdrant's scoring and fusion; its top-10 "

@@ -114,7 +114,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                 rows.setdefault(fmt, {}).setdefault(name, {})[f"{share:.0%}"] = {
                     "recall": round(float(np.mean(recalls)), 4), "tokens_kept": round(kept / sum(sizes), 4)}
     stage_rows = {fmt: rows[fmt]["ctxopt prune_tool_output"] for fmt in FORMATS}
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "tool_output",
         "dataset": f"HotpotQA dev distractor, first {len(questions)} questions, paragraphs as one search-tool result",
         "questions": len(questions),

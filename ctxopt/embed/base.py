@@ -31,7 +31,8 @@ MODEL_ENV = "CTXOPT_MODEL"
 class Embedder(Protocol):
     """Texts in, one L2-normalised float32 row per text out."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...
 
     @property
     def dim(self) -> int: ...

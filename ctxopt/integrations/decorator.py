@@ -25,7 +25,7 @@ from ctxopt.report import Report
 from ctxopt.tiers import Tier
 
 
-class OptimizedMessages(list):  # type: ignore[type-arg]
+class OptimizedMessages(list[dict[str, Any]]):
     """A plain list of messages that also carries the ``report`` of the optimisation that made it.
 
     Being a list, it goes straight into any chat client and compares equal to a plain list.

@@ -77,7 +77,7 @@ class Runner:
     """
 
     tier: Choice = "pro"
-    pipeline: Pipeline = None  # type: ignore[assignment]  # None: the default Pipeline()
+    pipeline: Pipeline | None = None  # None: the default Pipeline()
     tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None
     query: Choice = None
     accountant: Any = None
@@ -86,14 +86,14 @@ class Runner:
     filters: Choice = None
     on_report: Callable[[Report], Any] | None = None
     owner: int = dataclasses.field(default_factory=lambda: next(_owners), init=False)
+    _base: Pipeline = dataclasses.field(init=False, repr=False)
     _by_model: dict[str, Pipeline] = dataclasses.field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.pipeline is None:
-            object.__setattr__(self, "pipeline", Pipeline())
-        elif not isinstance(self.pipeline, Pipeline):
+        if self.pipeline is not None and not isinstance(self.pipeline, Pipeline):
             raise ConfigError(f"pipeline must be a ctxopt.Pipeline or None, got {type(self.pipeline).__name__}")
+        object.__setattr__(self, "_base", self.pipeline or Pipeline())
         if self.accountant is not None and not callable(getattr(self.accountant, "record", None)):
             raise ConfigError(f"accountant must have a record(report, tenant=, agent=) method, "
                               f"got {type(self.accountant).__name__}")
@@ -143,7 +143,7 @@ class Runner:
     def _pipeline(self, model: Any) -> Pipeline:
         """The pipeline, priced for the request's ``model`` when ctxopt knows that model's price and
         the pipeline has no explicit price (an explicit price is the user's contract: keep it)."""
-        base = self.pipeline
+        base = self._base
         if not isinstance(model, str) or model == base.model or model not in PRICES_PER_1K or base.price_per_1k is not None:
             return base
         with self._lock:  # one derived pipeline per known model: bounded by the price table

@@ -45,7 +45,7 @@ def stage_config(stage: Any) -> dict[str, Any]:
 def _sample_context() -> Context:
     from ctxopt.tiers import Tier
 
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You answer questions about the solar system."},
         {"role": "user", "content": "How far is Mars from the Sun?"},
         {"role": "assistant", "content": "About 228 million kilometres on average."},
@@ -103,7 +103,8 @@ def check_stage(stage: Any, contexts: Sequence[Context] | None = None) -> None:
     if dataclasses.is_dataclass(stage):
         config = stage_config(stage)
         config.pop("name")
-        assert type(stage)(**config) == stage, "the stage's config does not rebuild an equal stage"
+        rebuilt: Any = type(stage)
+        assert rebuilt(**config) == stage, "the stage's config does not rebuild an equal stage"
 
 
 def _assert_jsonable(value: Any, key: str) -> None:

@@ -48,9 +48,11 @@ class Fit:
         if not isinstance(tier, Tier):
             raise ConfigError("fit needs a context with a Tier; pass tier= to optimize() or Context")
         tokenizer = get_tokenizer(self.encoding)
-        items = [i if i.tokens is not None else i.replace(tokens=tokenizer.count_message(i.to_message()))
-                 for i in context.items]
-        items, truncated = self._fit_protected(items, tier, tokenizer)
+        # Every decision below is taken on exact counts: the pipeline's where it counted the item,
+        # otherwise counted here, so a context built by hand fits as exactly as one from optimize().
+        cost = {i.id: i.tokens if i.tokens is not None else tokenizer.count_message(i.to_message())
+                for i in context.items}
+        items, truncated = self._fit_protected(list(context.items), cost, tier, tokenizer)
         units: dict[str, list[tuple[int, Item]]] = {}
         for position, item in enumerate(items):
             units.setdefault(item.group, []).append((position, item))
@@ -60,31 +62,33 @@ class Fit:
         for group, unit in units.items():
             if any(i.protected for _, i in unit):
                 keep.add(group)
-                total += self._charge(unit, used)
+                total += self._charge(unit, cost, used)
         caps = {s: tier.cap(s) for s in SECTION_NAMES}
         for unit in sorted((u for g, u in units.items() if g not in keep), key=_priority, reverse=True):
-            cost = 0
             by_section: dict[str, int] = {}
             for _, item in unit:
-                cost += item.tokens
-                by_section[item.section] = by_section.get(item.section, 0) + item.tokens
-            if total + cost <= tier.budget and all(used[s] + n <= caps[s] for s, n in by_section.items() if n):
+                by_section[item.section] = by_section.get(item.section, 0) + cost[item.id]
+            if total + sum(by_section.values()) <= tier.budget and \
+                    all(used[s] + n <= caps[s] for s, n in by_section.items() if n):
                 keep.add(unit[0][1].group)
-                total += self._charge(unit, used)
-        kept = [i for i in items if i.group in keep]
+                total += self._charge(unit, cost, used)
+        kept = [i if i.tokens == cost[i.id] else i.replace(tokens=cost[i.id]) for i in items if i.group in keep]
         out = context.replace(items=kept)
         return out.note(prompt_tokens=total, budget=tier.budget, truncated=truncated) if truncated else \
             out.note(prompt_tokens=total, budget=tier.budget)
 
     @staticmethod
-    def _charge(unit: list[tuple[int, Item]], used: dict[str, int]) -> int:
+    def _charge(unit: list[tuple[int, Item]], cost: dict[str, int], used: dict[str, int]) -> int:
         for _, item in unit:
-            used[item.section] += item.tokens
-        return sum(i.tokens for _, i in unit)
+            used[item.section] += cost[item.id]
+        return sum(cost[i.id] for _, i in unit)
 
-    def _fit_protected(self, items: list[Item], tier: Tier, tokenizer: Tokenizer) -> tuple[list[Item], list[str]]:
+    def _fit_protected(
+        self, items: list[Item], cost: dict[str, int], tier: Tier, tokenizer: Tokenizer,
+    ) -> tuple[list[Item], list[str]]:
+        """Truncate protected texts (when allowed) until they fit; updates ``cost`` in place."""
         protected_groups = {i.group for i in items if i.protected}
-        required = REPLY_PRIMING + sum(i.tokens for i in items if i.group in protected_groups)
+        required = REPLY_PRIMING + sum(cost[i.id] for i in items if i.group in protected_groups)
         if required <= tier.budget:
             return items, []
         if self.on_overflow == "error":
@@ -96,7 +100,7 @@ class Fit:
         truncated: list[str] = []
         while required > tier.budget:
             longest = max((i for i in items if i.group in protected_groups and i.text),
-                          key=lambda i: i.tokens, default=None)
+                          key=lambda i: cost[i.id], default=None)
             if longest is None:
                 raise BudgetError(
                     f"tier {tier.name or tier!r} allows {tier.budget} tokens, too few even for the "
@@ -106,9 +110,10 @@ class Fit:
             text_tokens = tokenizer.count(longest.text)
             keep_tokens = max(0, text_tokens - excess - tokenizer.count(TRUNCATION_MARK))
             text = tokenizer.truncate(longest.text, keep_tokens) + TRUNCATION_MARK if keep_tokens else ""
-            new = longest.replace(text=text)
-            new = new.replace(tokens=tokenizer.count_message(new.to_message()))
+            new_tokens = tokenizer.count_message(longest.replace(text=text).to_message())
+            new = longest.replace(text=text, tokens=new_tokens)
             items = [new if i.id == longest.id else i for i in items]
-            required -= longest.tokens - new.tokens
+            required -= cost[longest.id] - new_tokens
+            cost[longest.id] = new_tokens
             truncated.append(longest.id)
         return items, sorted(set(truncated))

@@ -198,7 +198,8 @@ def _bare(text: str) -> str:
 
 def _edges_first(ranked: list[int]) -> list[int]:
     """Best at the start, second best at the end, and so on inward (lost-in-the-middle order)."""
-    front, back = [], []
+    front: list[int] = []
+    back: list[int] = []
     for n, c in enumerate(ranked):
         (front if n % 2 == 0 else back).append(c)
     return front + back[::-1]

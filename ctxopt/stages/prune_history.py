@@ -95,7 +95,7 @@ class PruneHistory:
                for i in items]
         dropped = 0
         if self.max_tokens is not None:
-            out, dropped = self._cut(out, scored)
+            out, dropped = self._cut(out, scored, self.max_tokens)
         return context.replace(items=out).note(turns_scored=len(scored), turns_dropped=dropped, **notes)
 
     def score(self, query: str, texts: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -109,11 +109,11 @@ class PruneHistory:
         kw = np.array(overlap_all(q, sets, weights, default))
         return (1 - self.keyword_weight) * similarity + self.keyword_weight * kw, notes
 
-    def _cut(self, items: list[Item], scored: list[list[int]]) -> tuple[list[Item], int]:
+    def _cut(self, items: list[Item], scored: list[list[int]], max_tokens: int) -> tuple[list[Item], int]:
         tokenizer = get_tokenizer(self.encoding)
         cost = {n: i.tokens if i.tokens is not None else tokenizer.count_message(i.to_message())
                 for n, i in enumerate(items)}
-        budget = self.max_tokens - sum(cost[n] for n, i in enumerate(items)
+        budget = max_tokens - sum(cost[n] for n, i in enumerate(items)
                                        if i.kind in HISTORY_KINDS and not any(n in u for u in scored))
         drop: set[str] = set()
         for unit in sorted(scored, key=lambda u: (-(items[u[0]].score or 0.0), -u[-1])):

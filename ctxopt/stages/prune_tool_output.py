@@ -20,11 +20,12 @@ JSON pretty-printed one field per line), and each segment is scored against the 
 
 By default (``when="over_budget"``) the stage cuts only when the prompt does not already fit its
 tier (budget and section caps), so a large tier keeps tool outputs whole; ``when="always"`` cuts
-every long tool result, as does a context with no tier to compare against. Segments are kept best first while they fit; with ``keep_headers`` a kept segment brings its
-block's first line (a CSV header, a result's title). Kept text stays in order and each gap becomes
-one marker line like ``[... 37 lines omitted ...]``. Items are never removed (the API needs a tool
-message for every ``tool_call_id``) and protected items are never touched. With an empty query
-there is nothing to score against, and the head of the output is kept.
+every long tool result, as does a context with no tier to compare against. Segments are kept best
+first while they fit; with ``keep_headers`` a kept segment brings its block's first line (a CSV
+header, a result's title). Kept text stays in order and each gap becomes one marker line like
+``[... 37 lines omitted ...]``. Items are never removed (the API needs a tool message for every
+``tool_call_id``) and protected items are never touched. With an empty query there is nothing to
+score against, and the head of the output is kept.
 
 Run it before the fit (and before ``prune_history``, so history scores see the pruned text):
 ``Pipeline(stages=[PruneToolOutput(), PruneHistory()])``.

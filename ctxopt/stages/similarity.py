@@ -1,7 +1,8 @@
 """Embedding lookups shared by the pruning and summary stages.
 
 Stages take an optional ``embedder`` field; ``None`` means the process-wide cached embedder
-(``ctxopt.embed.cache.get_cached_embedder``), resolved on first use so constructing a stage never loads a model. In front of it sits an in-process LRU of vectors
+(``ctxopt.embed.cache.get_cached_embedder``), resolved on first use so constructing a stage never
+loads a model. In front of it sits an in-process LRU of vectors
 keyed by (model id, text): a growing conversation re-sends the same old turns every request, and a
 dict lookup is far cheaper than even a disk-cache read. Each call embeds every distinct text at
 most once, in one batch, and returns the counts the report sums (``cache_hits``/``cache_misses``).

@@ -54,6 +54,7 @@ class Fusion:
             raise ConfigError(f"fusion weights are two non-negative numbers (dense, keyword), got {self.weights}")
 
 
+PLAIN_RRF = Fusion()
 TUNED_FUSION = Fusion(method="dbsf", candidates=100)
 
 
@@ -115,7 +116,9 @@ class VectorStore(Protocol):
 
     def upsert(self, collection: str, chunks: Sequence[Chunk]) -> None: ...
 
-    def scroll(self, collection: str, *, with_vectors: bool = False) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]: ...
+    def scroll(
+        self, collection: str, *, with_vectors: bool = False,
+    ) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]: ...
 
     def count(self, collection: str) -> int: ...
 

@@ -16,6 +16,7 @@ with RRF or DBSF) run inside Qdrant in every mode.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 import threading
@@ -25,7 +26,7 @@ from typing import Any
 
 from ctxopt.errors import StoreError
 from ctxopt.stores import sparse
-from ctxopt.stores.base import Chunk, Fusion, Hit, check_filters, check_mode
+from ctxopt.stores.base import PLAIN_RRF, Chunk, Fusion, Hit, check_filters, check_mode
 
 DENSE = "dense"
 KEYWORD = "bm25"
@@ -171,7 +172,7 @@ class QdrantStore:
 
     def collections(self) -> list[str]:
         client = self._client()
-        return sorted(c.name for c in self._call("list collections", lambda: client.get_collections()).collections)
+        return sorted(c.name for c in self._call("list collections", client.get_collections).collections)
 
     def _info(self, collection: str):
         client = self._client()
@@ -205,7 +206,7 @@ class QdrantStore:
 
     def alias_target(self, alias: str) -> str | None:
         client = self._client()
-        aliases = self._call("read aliases", lambda: client.get_aliases()).aliases
+        aliases = self._call("read aliases", client.get_aliases).aliases
         return next((a.collection_name for a in aliases if a.alias_name == alias), None)
 
     def set_alias(self, alias: str, collection: str) -> None:
@@ -285,7 +286,7 @@ class QdrantStore:
         mode: str = "hybrid",
         k: int = 5,
         filters: Mapping[str, Any] | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = PLAIN_RRF,
         group_by_doc: bool = False,
     ) -> list[Hit]:
         """The ``k`` best chunks for the query (``vector`` for dense, ``text`` for keyword)."""
@@ -360,7 +361,7 @@ def _filter(filters: Mapping[str, Any] | None):
 
     if not filters:
         return None
-    must = []
+    must: list[models.Condition] = []
     for field, value in filters.items():
         if isinstance(value, (list, tuple, set, frozenset)):
             must.append(models.FieldCondition(key=field, match=models.MatchAny(any=[str(v) for v in value])))
@@ -369,7 +370,7 @@ def _filter(filters: Mapping[str, Any] | None):
     return models.Filter(must=must)
 
 
-_shared: dict[tuple[str | None, str | None], QdrantStore] = {}
+_shared: dict[tuple[str | None, str | None, float | None], QdrantStore] = {}
 _shared_lock = threading.Lock()
 
 
@@ -396,7 +397,5 @@ def _close_shared() -> None:
     # Closing before interpreter shutdown releases the on-disk lock cleanly (and avoids
     # qdrant-client's noisy __del__ when modules are already torn down).
     for store in list(_shared.values()):
-        try:
+        with contextlib.suppress(Exception):  # at interpreter exit nothing can be done about a failed close
             store.close()
-        except Exception:
-            pass

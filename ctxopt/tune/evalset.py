@@ -119,7 +119,7 @@ def recall_curve(cases: Sequence[Case], pipeline: Any, budgets: Sequence[int], s
 
     points = []
     for budget in tqdm(budgets, desc=f"{section} budgets", disable=not progress):
-        tier = Tier(10**9, **{section: int(budget)})
+        tier = Tier(10**9).replace(**{section: int(budget)})
         recalls, tokens, full = [], [], []
         for case in cases:
             result = pipeline.run(case.context(tier))

@@ -8,8 +8,9 @@ The calls take ``tmp_path`` so rows can write the files they feed in.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,7 @@ API_ERRORS: list[tuple[str, Call, type[CtxoptError], str]] = [
     ("unknown section", lambda p: Tier(100).cap("memory"), ConfigError, "choose from"),
     # load_tiers: config files
     ("missing tiers file", lambda p: ctxopt.load_tiers(p / "none.toml"), ConfigError, "does not exist"),
-    ("tiers path is a folder", lambda p: ctxopt.load_tiers(p), ConfigError, "cannot read"),
+    ("tiers path is a folder", ctxopt.load_tiers, ConfigError, "cannot read"),
     ("tiers file not TOML", lambda p: ctxopt.load_tiers(_write(p / "t.toml", "[free\nlimit=")), ConfigError, "TOML"),
     ("tiers file not UTF-8", lambda p: ctxopt.load_tiers(_write(p / "t.toml", b"[free]\nlimit = 1\n# \xff\n")),
      ConfigError, "TOML"),
@@ -110,7 +111,7 @@ API_ERRORS: list[tuple[str, Call, type[CtxoptError], str]] = [
     ("config file missing", lambda p: Pipeline.from_config(p / "none.toml"), ConfigError, "cannot read"),
     ("config file not UTF-8", lambda p: Pipeline.from_config(_write(p / "p.toml", b"model = '\xff'\n")),
      ConfigError, "cannot read"),
-    ("config file a folder", lambda p: Pipeline.from_config(p), ConfigError, "cannot read"),
+    ("config file a folder", Pipeline.from_config, ConfigError, "cannot read"),
     # ingest API
     ("document id empty", lambda p: _doc(id="", text="x"), InputError, "id"),
     ("document text None", lambda p: _doc(id="a", text=None), InputError, "strings"),
