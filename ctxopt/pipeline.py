@@ -12,18 +12,23 @@ import dataclasses
 import os
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ctxopt.errors import ConfigError, CtxoptError, StageError
+from ctxopt.counting import response_format_tokens, tokenizer_for, tools_tokens
+from ctxopt.errors import BudgetError, ConfigError, CtxoptError, InputError, StageError
 from ctxopt.prices import DEFAULT_MODEL, price_per_1k
 from ctxopt.report import Report, StageReport
-from ctxopt.stages import STAGES, Fit, stage_config
+from ctxopt.stages import STAGES, Fit, PruneToolOutput, stage_config
 from ctxopt.tiers import Tier, resolve_tier
-from ctxopt.tokens import REPLY_PRIMING, get_tokenizer
+from ctxopt.tokens import REPLY_PRIMING, Tokenizer
 from ctxopt.types import Context
+
+# The default pipeline: cut over-long tool results (only when the prompt is over its tier, by
+# keywords and ids when no embedding model is installed), then the fit.
+DEFAULT_STAGES: tuple[Any, ...] = (PruneToolOutput(),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,25 +47,31 @@ class Result:
 class Pipeline:
     """Stages run in order, then ``fit``: the only stage that guarantees the tier's limits.
 
-    ``model`` and ``price_per_1k`` only price the report's savings; ``encoding`` picks the tokenizer.
+    ``model`` picks how prompts are counted (its own tokenizer, or an estimate with a margin; see
+    :mod:`ctxopt.counting`) and prices the report; a request's own ``model`` overrides it per call.
+    ``encoding`` (a tiktoken encoding) or ``token_counter`` (a ``(text) -> int`` callable) override
+    the counting for every model. With neither, an unnamed model is counted in ``cl100k_base``.
     """
 
-    stages: tuple[Any, ...] = ()
+    stages: tuple[Any, ...] = DEFAULT_STAGES
     fit: Fit = dataclasses.field(default_factory=Fit)
     encoding: str | None = None
-    model: str = DEFAULT_MODEL
+    model: str | None = None
     price_per_1k: float | None = None
+    token_counter: Callable[[str], int] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
         if self.encoding is not None and not isinstance(self.encoding, str):
             raise ConfigError(f"encoding must be a tiktoken encoding name such as 'cl100k_base', got {self.encoding!r}")
-        if not isinstance(self.model, str):
+        if self.model is not None and not isinstance(self.model, str):
             raise ConfigError(f"model must be a model name such as 'gpt-4o', got {self.model!r}")
         for stage in self.stages:
             if not callable(getattr(stage, "run", None)) or not isinstance(getattr(stage, "name", None), str):
                 raise ConfigError(f"{stage!r} is not a stage: a stage has a str `name` and a run(context) method")
-        price_per_1k(self.model, self.price_per_1k)  # fail now, not after the first request
+        if self.model is not None:
+            tokenizer_for(self.model, encoding=self.encoding, token_counter=self.token_counter)  # fail now
+        price_per_1k(self.model or DEFAULT_MODEL, self.price_per_1k)  # fail now, not after the first request
 
     def optimize(
         self,
@@ -70,15 +81,40 @@ class Pipeline:
         *,
         tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
         filters: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        tools: Sequence[Any] | None = None,
+        response_format: Any = None,
+        max_output_tokens: int | None = None,
     ) -> Result:
         """Fit OpenAI-style ``messages`` to ``tier``; the query defaults to the latest user message.
-        ``filters`` scope this request's retrieval, e.g. ``{"tenant": "acme"}``."""
-        context = Context.from_messages(messages, query=query, tier=resolve_tier(tier, tiers), filters=filters)
-        return self.run(context)
 
-    def run(self, context: Context) -> Result:
-        tokenizer = get_tokenizer(self.encoding)
+        ``filters`` scope this request's retrieval, e.g. ``{"tenant": "acme"}``. The rest describe the
+        request the messages go out in, so the whole of it is counted: ``model`` (its tokenizer and
+        price), ``tools`` (or legacy ``functions``) and ``response_format`` (their schemas count
+        against the budget), ``max_output_tokens`` (the answer's room: it replaces the tier's reserve).
+        """
         started = time.perf_counter()
+        model = model if model is not None else self.model
+        tokenizer = self.tokenizer(model)
+        resolved = resolve_tier(tier, tiers)
+        if max_output_tokens is not None:
+            resolved = _with_reserve(resolved, max_output_tokens)
+        context = Context.from_messages(messages, query=query, tier=resolved, filters=filters)
+        fixed = tools_tokens(tools, tokenizer) + response_format_tokens(response_format, tokenizer)
+        context = context.replace(tokenizer=tokenizer, fixed_tokens=fixed)
+        return self.run(context, model=model, started=started)
+
+    def tokenizer(self, model: str | None = None) -> Tokenizer:
+        """The tokenizer that counts ``model``'s prompts (the pipeline's model when None)."""
+        return tokenizer_for(model if model is not None else self.model, encoding=self.encoding,
+                             token_counter=self.token_counter)
+
+    def run(self, context: Context, *, model: str | None = None, started: float | None = None) -> Result:
+        started = time.perf_counter() if started is None else started
+        model = model if model is not None else self.model
+        if context.tokenizer is None:
+            context = context.replace(tokenizer=self.tokenizer(model))
+        tokenizer = context.tokenizer
         context = self._counted(context, tokenizer)
         tokens_before = _total(context)
         reports = []
@@ -106,6 +142,7 @@ class Pipeline:
             ))
             context = out
         tier = context.tier
+        priced = model or DEFAULT_MODEL
         report = Report(
             tier=tier.name or repr(tier),
             tokens_before=tokens_before,
@@ -113,8 +150,11 @@ class Pipeline:
             budget=tier.budget,
             stages=tuple(reports),
             seconds=time.perf_counter() - started,
-            model=self.model,
-            price_per_1k=price_per_1k(self.model, self.price_per_1k),
+            model=priced,
+            price_per_1k=price_per_1k(priced, self.price_per_1k),
+            counting=tokenizer.describe(),
+            fixed_tokens=context.fixed_tokens,
+            repairs=context.repairs,
         )
         return Result(messages=context.to_messages(), report=report, context=context)
 
@@ -130,8 +170,10 @@ class Pipeline:
     def to_config(self) -> dict[str, Any]:
         """A plain dict (TOML-ready) that :meth:`from_config` turns back into an equal pipeline."""
         config: dict[str, Any] = {"stages": [_drop_none(stage_config(s)) for s in self.stages],
-                                  "fit": _drop_none(stage_config(self.fit)), "model": self.model}
+                                  "fit": _drop_none(stage_config(self.fit))}
         config["fit"].pop("name")
+        if self.model is not None:
+            config["model"] = self.model
         if self.encoding is not None:
             config["encoding"] = self.encoding
         if self.price_per_1k is not None:
@@ -158,7 +200,7 @@ class Pipeline:
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise ConfigError(f"unknown pipeline key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-        stages = config.get("stages", [])
+        stages = config.get("stages", [stage_config(s) for s in DEFAULT_STAGES])
         if not isinstance(stages, Sequence) or isinstance(stages, str):
             raise ConfigError("pipeline 'stages' must be a list of tables, each with a 'name'")
         fit_options = config.get("fit", {})
@@ -193,7 +235,18 @@ def _build_stage(spec: Any) -> Any:
 
 
 def _total(context: Context) -> int:
-    return REPLY_PRIMING + sum(i.tokens or 0 for i in context.items)
+    return REPLY_PRIMING + context.fixed_tokens + sum(i.tokens or 0 for i in context.items)
+
+
+def _with_reserve(tier: Tier, max_output_tokens: Any) -> Tier:
+    """The tier with the request's answer room as its reserve (the provider keeps that much free)."""
+    if isinstance(max_output_tokens, bool) or not isinstance(max_output_tokens, int) or max_output_tokens < 0:
+        raise InputError(f"max_tokens / max_output_tokens must be a whole number >= 0, got {max_output_tokens!r}")
+    if max_output_tokens >= tier.limit:
+        raise BudgetError(f"the request asks for up to {max_output_tokens} output tokens, but tier "
+                          f"{tier.name or tier!r} has a limit of {tier.limit} for prompt and answer together; "
+                          "lower max_tokens or choose a larger tier")
+    return tier.replace(reserve=max_output_tokens)
 
 
 def optimize(
@@ -204,9 +257,15 @@ def optimize(
     *,
     tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
     filters: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    tools: Sequence[Any] | None = None,
+    response_format: Any = None,
+    max_output_tokens: int | None = None,
 ) -> Result:
     """Fit an agent's chat ``messages`` into ``tier``'s token limit; returns messages and a report.
-    ``filters`` scope this request's retrieval (e.g. ``{"tenant": "acme"}``) when the pipeline retrieves.
+    ``filters`` scope this request's retrieval (e.g. ``{"tenant": "acme"}``) when the pipeline retrieves;
+    ``model``, ``tools``, ``response_format`` and ``max_output_tokens`` describe the request so all of it
+    is counted the way the model's provider bills it (see :meth:`Pipeline.optimize`).
 
     >>> import ctxopt
     >>> messages, report = ctxopt.optimize([{"role": "system", "content": "Be brief."},
@@ -216,4 +275,6 @@ def optimize(
     """
     if pipeline is not None and not isinstance(pipeline, Pipeline):
         raise ConfigError(f"pipeline must be a ctxopt.Pipeline (e.g. Pipeline.from_config(...)), got {pipeline!r}")
-    return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers, filters=filters)
+    return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers, filters=filters, model=model,
+                                             tools=tools, response_format=response_format,
+                                             max_output_tokens=max_output_tokens)

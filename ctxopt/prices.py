@@ -10,6 +10,9 @@ from ctxopt.errors import ConfigError
 
 DEFAULT_MODEL = "gpt-4o"
 PRICES_PER_1K: dict[str, float] = {
+    "gpt-5": 0.00125,
+    "gpt-5-mini": 0.00025,
+    "gpt-5-nano": 0.00005,
     "gpt-4o": 0.0025,
     "gpt-4o-mini": 0.00015,
     "gpt-4.1": 0.002,
@@ -18,6 +21,9 @@ PRICES_PER_1K: dict[str, float] = {
     "o3": 0.002,
     "o4-mini": 0.0011,
     "claude-sonnet-4": 0.003,
+    "claude-sonnet-4-5": 0.003,
+    "claude-opus-4-1": 0.015,
+    "claude-haiku-4-5": 0.001,
     "claude-haiku-3.5": 0.0008,
     "gemini-2.5-pro": 0.00125,
     "gemini-2.5-flash": 0.0003,
@@ -32,9 +38,21 @@ def price_per_1k(model: str, override: float | None = None) -> float:
                 or override == float("inf"):
             raise ConfigError(f"price_per_1k must be a non-negative number, got {override!r}")
         return float(override)
+    model = _known(model)
     if model not in PRICES_PER_1K:
         raise ConfigError(
             f"no price known for model {model!r}; choose from {', '.join(sorted(PRICES_PER_1K))} "
             "or pass price_per_1k="
         )
     return PRICES_PER_1K[model]
+
+
+def _known(model: str) -> str:
+    """``model`` as the table names it: without a provider prefix or a dated snapshot suffix."""
+    import re
+
+    name = model.split("/", 1)[1] if "/" in model else model
+    if name in PRICES_PER_1K:
+        return name
+    bare = re.sub(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$", "", name)
+    return bare if bare in PRICES_PER_1K else model

@@ -30,6 +30,9 @@ class Report:
     seconds: float
     model: str
     price_per_1k: float
+    counting: str = ""  # the encoding, and the margin when counts are estimates
+    fixed_tokens: int = 0  # tool definitions and response_format schemas, charged in every prompt
+    repairs: tuple[str, ...] = ()  # what was repaired on the way in (unanswered tool calls, orphans)
 
     @property
     def tokens_saved(self) -> int:
@@ -69,6 +72,11 @@ class Report:
             f"({share:.0%} kept, budget {self.budget}), saved ${self.cost_saved:.6f} at "
             f"${self.price_per_1k}/1k ({self.model}), {self.seconds * 1000:.1f} ms",
         ]
+        if self.counting and self.counting != "cl100k_base":
+            lines.append(f"  counted in {self.counting}")
+        if self.fixed_tokens:
+            lines.append(f"  tool definitions and response_format: {self.fixed_tokens} tokens")
+        lines += [f"  repaired {r}" for r in self.repairs]
         for s in self.stages:
             line = f"  {s.name:<14} {s.tokens_in:>7} -> {s.tokens_out:<7} {s.seconds * 1000:7.1f} ms"
             if s.dropped:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ctxopt.text import idf, keywords, split_sentences
-from ctxopt.tokens import get_tokenizer
+from ctxopt.tokens import Tokenizer, get_tokenizer
 
 Summarizer = Callable[[str, int], str]
 
@@ -38,9 +38,9 @@ DEFAULT_PROMPT = (
 )
 
 
-def fit_to_tokens(text: str, max_tokens: int, encoding: str | None = None) -> str:
+def fit_to_tokens(text: str, max_tokens: int, encoding: str | Tokenizer | None = None) -> str:
     """``text`` cut to at most ``max_tokens`` tokens, at a sentence boundary if it can be."""
-    tokenizer = get_tokenizer(encoding)
+    tokenizer = encoding if isinstance(encoding, Tokenizer) else get_tokenizer(encoding)
     if max_tokens <= 0:
         return ""
     if tokenizer.count(text) <= max_tokens:

@@ -84,8 +84,10 @@ class Item:
         return self.unit or self.id
 
     def replace(self, **changes: Any) -> Item:
-        """A copy with ``changes``; a new text resets the token count unless one is given."""
-        if "text" in changes and "tokens" not in changes:
+        """A copy with ``changes``; a new text or message resets the token count unless one is given
+        (a count the item no longer matches must never reach the fit)."""
+        if ("text" in changes or "message" in changes or "kind" in changes or "metadata" in changes) \
+                and "tokens" not in changes:
             changes["tokens"] = None
         unknown = changes.keys() - _ITEM_FIELDS
         if unknown:
@@ -107,13 +109,39 @@ class Item:
             return {"role": "system", "content": f"{RETRIEVED_HEADER} [{source}]:\n{self.text}"}
         if self.kind == "summary":
             return {"role": "system", "content": f"{SUMMARY_HEADER}:\n{self.text}"}
-        message = dict(self.message) if self.message else {"role": self.kind}
-        if self.text or message.get("content") is not None or not message.get("tool_calls"):
+        message: dict[str, Any] = dict(self.message) if self.message else {"role": self.kind}
+        content = message.get("content")
+        if isinstance(content, list):
+            # Content parts stay parts: unchanged text returns the original list (images, audio,
+            # cache_control and all); a shortened text replaces the text parts with one part.
+            if self.text != parts_text(content):
+                message["content"] = _with_text(content, self.text)
+        elif self.text or content is not None or not message.get("tool_calls"):
             message["content"] = self.text
         return message
 
 
 _ITEM_FIELDS = frozenset(f.name for f in dataclasses.fields(Item))
+TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def parts_text(parts: Sequence[Any]) -> str:
+    """The text of a content-part list as stages see it: its text parts, one per line."""
+    return "\n".join(p["text"] for p in parts if isinstance(p, Mapping) and p.get("type") in TEXT_PARTS
+                     and isinstance(p.get("text"), str))
+
+
+def _with_text(parts: Sequence[Any], text: str) -> list[Any]:
+    out: list[Any] = []
+    placed = False
+    for part in parts:
+        if isinstance(part, Mapping) and part.get("type") in TEXT_PARTS:
+            if not placed:
+                out.append({**part, "text": text})  # the first text part's type and cache_control stay
+                placed = True
+            continue
+        out.append(part)
+    return out if placed else [{"type": "text", "text": text}, *out]
 
 
 def total_tokens(items: Iterable[Item]) -> int:
@@ -136,6 +164,14 @@ class Context:
     items: tuple[Item, ...]
     tier: Any = None  # a ctxopt.tiers.Tier; Any keeps this module free of import cycles
     notes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
+    # The request's counter (a ctxopt.tokens.Tokenizer chosen for its model); every stage counts
+    # with it, so one request is never counted in two encodings. None: the default tokenizer.
+    tokenizer: Any = None
+    # Tokens the request costs outside its messages (tool definitions, response_format schema):
+    # never cut, always charged against the budget.
+    fixed_tokens: int = 0
+    # What was repaired on the way in (unanswered tool calls, orphan tool results), for the report.
+    repairs: tuple[str, ...] = ()
     # The request's scope, e.g. {"tenant": "acme"}: retrieval adds it to its own payload filters,
     # so one shared pipeline serves many tenants without reading another tenant's chunks.
     filters: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
@@ -152,6 +188,14 @@ class Context:
     def to_messages(self) -> list[dict[str, Any]]:
         return [item.to_message() for item in self.items]
 
+    def counter(self) -> Any:
+        """The tokenizer this request is counted with (the pipeline's, else the default)."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        from ctxopt.tokens import get_tokenizer
+
+        return get_tokenizer()
+
     @classmethod
     def from_messages(
         cls, messages: Sequence[Mapping[str, Any]], *, query: str | None = None, tier: Any = None,
@@ -159,47 +203,67 @@ class Context:
     ) -> Context:
         """Items from OpenAI-style ``messages``; the query defaults to the latest user message.
 
-        System messages and the latest user message are protected. An assistant message with
-        ``tool_calls`` and the tool messages answering it form one unit.
+        System messages, the latest user message and everything after it (the turn in progress: the
+        assistant's tool calls and their results) are protected. An assistant message with
+        ``tool_calls`` and the tool messages answering it form one unit. Messages may be dicts or
+        SDK objects (anything with ``model_dump()``, e.g. ``response.choices[0].message``).
+        Tool calls nobody answered and tool results answering no call, which a provider rejects,
+        are repaired and listed in ``repairs``.
         """
-        items = _items_from_messages(messages)
+        items, repairs = _items_from_messages(messages)
         if query is None:
             query = next((i.text for i in reversed(items) if i.kind == "user"), "")
         elif not isinstance(query, str):
             raise InputError(f"query must be a str, got {type(query).__name__}")
         if filters is not None and not isinstance(filters, Mapping):
             raise InputError(f"filters must be a dict like {{'tenant': 'acme'}}, got {type(filters).__name__}")
-        return cls(query=query, items=tuple(items), tier=tier, filters=MappingProxyType(dict(filters or {})))
+        return cls(query=query, items=tuple(items), tier=tier, filters=MappingProxyType(dict(filters or {})),
+                   repairs=tuple(repairs))
 
 
 def _content_text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list) and all(
-        isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
-    ):
-        return "".join(p["text"] for p in content)
+    if isinstance(content, list) and all(isinstance(p, Mapping) and isinstance(p.get("type"), str) for p in content):
+        bad = next((p for p in content if p.get("type") in TEXT_PARTS and not isinstance(p.get("text"), str)), None)
+        if bad is None:
+            return parts_text(content)
     raise InputError(
-        f"{where} has content of type {type(content).__name__}; content must be a string "
-        "(or a list of {'type': 'text', 'text': ...} parts)"
+        f"{where} has content of type {type(content).__name__}; content must be a string or a list of "
+        "parts, each a dict with a 'type' (text parts need a str 'text')"
     )
 
 
-def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[Item]:
+def _as_dict(message: Any) -> Any:
+    # SDK message objects (pydantic models such as the OpenAI SDK's ChatCompletionMessage) become
+    # the dicts their API would send; unset fields are left out, as the SDK leaves them out.
+    dump = getattr(message, "model_dump", None)
+    if callable(dump) and not isinstance(message, Mapping):
+        try:
+            return dump(exclude_none=True)
+        except TypeError:
+            return dump()
+    return message
+
+
+def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[Item], list[str]]:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise InputError(
             f"messages must be a list of {{'role': ..., 'content': ...}} dicts, got {type(messages).__name__}"
         )
+    messages = [_as_dict(m) for m in messages]
     last_user = max((i for i, m in enumerate(messages) if isinstance(m, Mapping) and m.get("role") == "user"),
                     default=None)
+    answered = {str(m.get("tool_call_id")) for m in messages if isinstance(m, Mapping) and m.get("role") == "tool"}
     open_calls: dict[str, str] = {}  # tool_call_id -> id of the assistant item that made the call
     items: list[Item] = []
+    repairs: list[str] = []
     for index, message in enumerate(messages):
         where = f"message {index}"
         if not isinstance(message, Mapping):
             raise InputError(f"{where} must be a dict with 'role' and 'content', got {type(message).__name__}")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InputError(f"{where} has role {role!r}; choose from {', '.join(ROLES)}")
         item_id, unit = f"m{index}", None
         tool_calls = message.get("tool_calls")
@@ -207,30 +271,47 @@ def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> list[Item]:
             raise InputError(f"{where} ({role}) has no 'content'; add 'content': '...' (it may be empty)")
         content = message.get("content")
         text = "" if content is None and role == "assistant" and tool_calls else _content_text(content, where)
+        kept = message
         if role == "assistant" and tool_calls:
             if not isinstance(tool_calls, list) or not all(isinstance(c, Mapping) and "id" in c for c in tool_calls):
                 raise InputError(f"{where} tool_calls must be a list of dicts each with an 'id'")
-            unit = item_id
-            open_calls.update({str(c["id"]): item_id for c in tool_calls})
+            calls = [c for c in tool_calls if str(c["id"]) in answered]
+            if len(calls) < len(tool_calls):
+                missing = [str(c["id"]) for c in tool_calls if str(c["id"]) not in answered]
+                # A provider rejects a tool call with no result: keep the answered calls only.
+                if calls:
+                    kept = {**message, "tool_calls": calls}
+                else:
+                    kept = {k: v for k, v in message.items() if k != "tool_calls"}
+                    if kept.get("content") is None:
+                        kept["content"] = ""
+                repairs.append(f"{item_id}: removed unanswered tool call(s) {', '.join(missing)}")
+                if not calls and not text:
+                    repairs[-1] += " and the empty assistant message"
+                    continue
+            if calls:
+                unit = item_id
+                open_calls.update({str(c["id"]): item_id for c in calls})
         elif role == "tool":
             call_id = message.get("tool_call_id")
-            if call_id not in open_calls:
-                raise InputError(
-                    f"{where} is a tool result for tool_call_id {call_id!r}, but no earlier assistant "
-                    "message has a tool call with that id; keep each tool message after the assistant "
-                    "message whose tool_calls it answers"
-                )
+            if not isinstance(call_id, str) or call_id not in open_calls:
+                # A provider rejects a tool result that answers no earlier call: leave it out.
+                repairs.append(f"{item_id}: removed a tool result for tool_call_id {call_id!r}, which no earlier "
+                               "assistant tool call made")
+                continue
             unit = open_calls[call_id]
         items.append(
             Item(
                 id=item_id,
                 kind=ROLES[role],
                 text=text,
-                protected=ROLES[role] == "system" or index == last_user,
+                # System prompts, the latest user message and the turn in progress after it.
+                protected=ROLES[role] == "system" or (last_user is not None and index >= last_user),
                 unit=unit,
                 # A plain {"role", "content"} message is rebuilt from kind and text; keeping a copy
                 # only for messages with more fields saves two objects per turn on every request.
-                message=None if message.keys() <= _PLAIN_KEYS and role == ROLES[role] else MappingProxyType(dict(message)),
+                message=None if kept.keys() <= _PLAIN_KEYS and role == ROLES[role] and isinstance(content, str)
+                else MappingProxyType(dict(kept)),
             )
         )
-    return items
+    return items, repairs

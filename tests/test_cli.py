@@ -10,10 +10,11 @@ from ctxopt.cli import main
 EXAMPLE = Path(__file__).parents[1] / "examples" / "oncall_conversation.json"
 
 
-def test_optimize_shows_tokens_before_after_and_what_was_dropped(capsys):
+def test_optimize_shows_tokens_before_after_and_what_each_stage_did(capsys):
     assert main(["optimize", str(EXAMPLE), "--tier", "free"]) == 0
     out = capsys.readouterr().out
-    assert "tier free:" in out and "->" in out and "dropped" in out
+    # the default pipeline cuts the long log instead of dropping the tool call with it
+    assert "tier free:" in out and "->" in out and "prune_tool_output" in out and "18 of 18 messages kept" in out
 
 
 def test_optimize_json_output_fits_the_tier(capsys):
@@ -30,7 +31,7 @@ def test_optimize_json_output_fits_the_tier(capsys):
     (b'{"msgs": []}', [], "has no 'messages' key"),
     (b'[{"role": "wizard", "content": "x"}]', [], "role 'wizard'"),
     (b'[{"role": "user", "content": "x"}]', ["--tier", "gold"], "unknown tier 'gold'"),
-    (b'[{"role": "user", "content": "x"}]', ["--model", "nope"], "no price known"),
+    (b'[{"role": "user", "content": "x"}]', ["--model", "nope"], "how to count tokens for model 'nope'"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, content, args, message):
     path = tmp_path / "in.json"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tiktoken
 
 import ctxopt
 from ctxopt.integrations.stand_in import AsyncStandInClient, ContextLengthExceeded, StandInClient
@@ -25,7 +26,9 @@ def conversation() -> list[dict]:
 
 
 def sent_tokens(client: StandInClient) -> int:
-    return ctxopt.get_tokenizer().count_messages(client.last_request["messages"])
+    # counted independently of ctxopt: tiktoken's own encoding for the request's model
+    encoding = tiktoken.encoding_name_for_model(client.last_request["model"])
+    return ctxopt.get_tokenizer(encoding).count_messages(client.last_request["messages"])
 
 
 def test_the_conversation_does_not_fit_the_stand_in_without_ctxopt(conversation):
@@ -78,12 +81,17 @@ def test_unknown_tier_fails_when_wrapping():
         ctxopt.wrap(StandInClient(), tier="gold")
 
 
-def test_known_request_model_prices_the_report_and_unknown_ones_fall_back(conversation):
-    client = ctxopt.wrap(StandInClient(), tier="free")
+def test_the_request_model_prices_and_counts_and_an_unknown_one_is_a_clear_error(conversation):
+    llm = StandInClient()
+    client = ctxopt.wrap(llm, tier="free")
     mini = client.chat.completions.create(model="gpt-4o-mini", messages=conversation).ctxopt_report
-    local = client.chat.completions.create(model="llama-3-8b", messages=conversation).ctxopt_report
-    assert (mini.model, mini.price_per_1k) == ("gpt-4o-mini", 0.00015)
-    assert local.model == ctxopt.Pipeline().model
+    assert (mini.model, mini.price_per_1k, mini.counting) == ("gpt-4o-mini", 0.00015, "o200k_base")
+    llm.last_request = None
+    with pytest.raises(ctxopt.ConfigError, match=r"how to count tokens for model 'llama-3-8b'.*encoding"):
+        client.chat.completions.create(model="llama-3-8b", messages=conversation)
+    assert llm.last_request is None  # nothing was sent
+    local = ctxopt.wrap(llm, tier="free", pipeline=ctxopt.Pipeline(encoding="cl100k_base", price_per_1k=0.0))
+    assert local.chat.completions.create(model="llama-3-8b", messages=conversation).ctxopt_report.counting == "cl100k_base"
     contract = ctxopt.wrap(StandInClient(), tier="free", pipeline=ctxopt.Pipeline(price_per_1k=0.01))
     assert contract.chat.completions.create(model="gpt-4o-mini", messages=conversation).ctxopt_report.price_per_1k == 0.01
 
@@ -135,14 +143,15 @@ def test_responses_that_take_no_attributes_are_returned_as_they_are(conversation
     client = ctxopt.wrap(DictClient(), tier="free")
     response = client.chat.completions.create(model="gpt-4o", messages=conversation)
     assert isinstance(response, dict)
-    assert ctxopt.get_tokenizer().count_messages(response["messages"]) == client.last_report.tokens_after <= FREE_BUDGET
+    assert ctxopt.get_tokenizer("o200k_base").count_messages(response["messages"]) == client.last_report.tokens_after \
+        <= FREE_BUDGET
 
 
 def test_clients_made_by_with_options_stay_wrapped(conversation):
     derived = ctxopt.wrap(DictClient(), tier="free").with_options(timeout=5)
     assert isinstance(derived, ctxopt.integrations.WrappedClient)
     response = derived.chat.completions.create(model="gpt-4o", messages=conversation)
-    assert ctxopt.get_tokenizer().count_messages(response["messages"]) <= FREE_BUDGET
+    assert ctxopt.get_tokenizer("o200k_base").count_messages(response["messages"]) <= FREE_BUDGET
 
 
 def test_async_client_is_optimised_and_reports_per_task(conversation):
@@ -280,7 +289,7 @@ def test_concurrent_async_calls_each_see_their_own_report(conversation):
     client = ctxopt.wrap(AsyncStandInClient(), tier="free", pipeline=slow_pipeline(), on_report=seen.append,
                          filters=lambda call: {"user": call["user"]})
     short = conversation[:3]
-    count = ctxopt.get_tokenizer().count_messages
+    count = ctxopt.get_tokenizer("o200k_base").count_messages
 
     async def ask(messages: list[dict], user: str) -> tuple[ctxopt.Report, ctxopt.Report]:
         response = await client.chat.completions.create(model="gpt-4o", messages=messages, user=user)
@@ -362,7 +371,7 @@ def test_async_create_behind_a_plain_decorator_also_optimises_off_the_loop(conve
         assert response.ctxopt_report is client.last_report
 
     assert asyncio.run(ticks_during(call)) >= 10
-    assert ctxopt.get_tokenizer().count_messages(llm.last_request["messages"]) <= FREE_BUDGET
+    assert ctxopt.get_tokenizer("o200k_base").count_messages(llm.last_request["messages"]) <= FREE_BUDGET
 
 
 def test_async_streaming_response_view_still_returns_its_context_manager(conversation):
@@ -375,4 +384,4 @@ def test_async_streaming_response_view_still_returns_its_context_manager(convers
 
     report = asyncio.run(call())
     assert report.tokens_after <= FREE_BUDGET
-    assert ctxopt.get_tokenizer().count_messages(llm.last_request["messages"]) == report.tokens_after
+    assert ctxopt.get_tokenizer("o200k_base").count_messages(llm.last_request["messages"]) == report.tokens_after

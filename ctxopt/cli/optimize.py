@@ -18,7 +18,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiers", metavar="TOML", help="tiers file (default: $CTXOPT_TIERS or built-in tiers)")
     parser.add_argument("--pipeline", metavar="TOML", help="pipeline file (default: fit only)")
     parser.add_argument("--query", help="what the answer needs (default: the latest user message)")
-    parser.add_argument("--model", help="model whose input price values the savings (default: gpt-4o)")
+    parser.add_argument("--model", help="the model the prompt is for: it picks the tokenizer (o200k for gpt-4o and "
+                        "later, an estimate with a margin for Claude and Gemini) and prices the savings")
+    parser.add_argument("--encoding", help="count with this tiktoken encoding instead (e.g. o200k_base), for any model")
     parser.add_argument("--price", type=float, metavar="USD", help="price per 1k input tokens, overrides --model's")
     parser.add_argument("--json", action="store_true", help="print the fitted messages and the report as JSON")
 
@@ -49,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         query = query if query is not None else data.get("query")
         data = data["messages"]
     pipeline = Pipeline.from_config(args.pipeline) if args.pipeline else Pipeline()
-    if args.model or args.price is not None:
-        pipeline = Pipeline(stages=pipeline.stages, fit=pipeline.fit, encoding=pipeline.encoding,
+    if args.model or args.price is not None or args.encoding:
+        pipeline = Pipeline(stages=pipeline.stages, fit=pipeline.fit, encoding=args.encoding or pipeline.encoding,
                             model=args.model or pipeline.model,
                             price_per_1k=args.price if args.price is not None else pipeline.price_per_1k)
     result = pipeline.optimize(data, args.tier, query, tiers=args.tiers)

@@ -12,14 +12,12 @@ import dataclasses
 import functools
 import itertools
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from ctxopt.errors import ConfigError
 from ctxopt.pipeline import Pipeline, Result
-from ctxopt.prices import PRICES_PER_1K
 from ctxopt.report import Report
 from ctxopt.tiers import TIERS_ENV, Tier, load_tiers, resolve_tier
 
@@ -87,8 +85,6 @@ class Runner:
     on_report: Callable[[Report], Any] | None = None
     owner: int = dataclasses.field(default_factory=lambda: next(_owners), init=False)
     _base: Pipeline = dataclasses.field(init=False, repr=False)
-    _by_model: dict[str, Pipeline] = dataclasses.field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.pipeline is not None and not isinstance(self.pipeline, Pipeline):
@@ -125,8 +121,16 @@ class Runner:
         """The pipeline run for this call, its choices made here, in the caller's thread or task (the
         user's callables never move to a worker thread)."""
         tier = _choose(self.tier, call)
-        return functools.partial(self._pipeline(call.get("model")).optimize, tier=tier, query=_choose(self.query, call),
-                                 tiers=self.tiers, filters=_choose(self.filters, call))
+        model = call.get("model")
+        # The rest of the request is counted too: its tools' schemas, its response_format, and the
+        # answer room it asks for (which replaces the tier's reserve).
+        output = call.get("max_completion_tokens", call.get("max_tokens"))
+        return functools.partial(self._base.optimize, tier=tier, query=_choose(self.query, call),
+                                 tiers=self.tiers, filters=_choose(self.filters, call),
+                                 model=model if isinstance(model, str) else None,
+                                 tools=call.get("tools") or call.get("functions"),
+                                 response_format=call.get("response_format"),
+                                 max_output_tokens=output)
 
     def _publish(self, result: Result) -> Result:
         # In the caller's thread or task: a ContextVar set in a worker thread would not reach the task.
@@ -139,14 +143,3 @@ class Runner:
         """Count a call that went through in the accountant, if there is one."""
         if self.accountant is not None:
             self.accountant.record(report, tenant=_choose(self.tenant, call), agent=_choose(self.agent, call))
-
-    def _pipeline(self, model: Any) -> Pipeline:
-        """The pipeline, priced for the request's ``model`` when ctxopt knows that model's price and
-        the pipeline has no explicit price (an explicit price is the user's contract: keep it)."""
-        base = self._base
-        if not isinstance(model, str) or model == base.model or model not in PRICES_PER_1K or base.price_per_1k is not None:
-            return base
-        with self._lock:  # one derived pipeline per known model: bounded by the price table
-            if model not in self._by_model:
-                self._by_model[model] = dataclasses.replace(base, model=model)
-            return self._by_model[model]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ctxopt.counting import encoding_for_model, tokenizer_for
 from ctxopt.tokens import get_tokenizer
 
 
@@ -89,7 +90,7 @@ class StandInClient:
 
     def _answer(self, model: str, messages: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> ChatCompletion:
         self.last_request = {"model": model, "messages": list(messages), **options}
-        tokenizer = get_tokenizer()
+        tokenizer = tokenizer_for(model) if encoding_for_model(model) else get_tokenizer()  # as the model counts
         prompt_tokens = tokenizer.count_messages(messages)
         if prompt_tokens > self.context_window:
             raise ContextLengthExceeded(

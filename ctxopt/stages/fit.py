@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 
 from ctxopt.errors import BudgetError, ConfigError
 from ctxopt.tiers import SECTION_NAMES, Tier
-from ctxopt.tokens import REPLY_PRIMING, Tokenizer, get_tokenizer
+from ctxopt.tokens import REPLY_PRIMING, Tokenizer
 from ctxopt.types import Context, Item
 
 OVERFLOW_POLICIES = ("error", "truncate")
@@ -37,7 +37,6 @@ class Fit:
 
     name: ClassVar[str] = "fit"
     on_overflow: Literal["error", "truncate"] = "error"
-    encoding: str | None = None
 
     def __post_init__(self) -> None:
         if self.on_overflow not in OVERFLOW_POLICIES:
@@ -47,17 +46,17 @@ class Fit:
         tier = context.tier
         if not isinstance(tier, Tier):
             raise ConfigError("fit needs a context with a Tier; pass tier= to optimize() or Context")
-        tokenizer = get_tokenizer(self.encoding)
+        tokenizer = context.counter()  # the request's own counter (its model's encoding or estimate)
         # Every decision below is taken on exact counts: the pipeline's where it counted the item,
         # otherwise counted here, so a context built by hand fits as exactly as one from optimize().
         cost = {i.id: i.tokens if i.tokens is not None else tokenizer.count_message(i.to_message())
                 for i in context.items}
-        items, truncated = self._fit_protected(list(context.items), cost, tier, tokenizer)
+        items, truncated = self._fit_protected(list(context.items), cost, tier, tokenizer, context.fixed_tokens)
         units: dict[str, list[tuple[int, Item]]] = {}
         for position, item in enumerate(items):
             units.setdefault(item.group, []).append((position, item))
         used = dict.fromkeys(SECTION_NAMES, 0)
-        total = REPLY_PRIMING
+        total = REPLY_PRIMING + context.fixed_tokens
         keep: set[str] = set()
         for group, unit in units.items():
             if any(i.protected for _, i in unit):
@@ -84,18 +83,21 @@ class Fit:
         return sum(cost[i.id] for _, i in unit)
 
     def _fit_protected(
-        self, items: list[Item], cost: dict[str, int], tier: Tier, tokenizer: Tokenizer,
+        self, items: list[Item], cost: dict[str, int], tier: Tier, tokenizer: Tokenizer, fixed: int,
     ) -> tuple[list[Item], list[str]]:
         """Truncate protected texts (when allowed) until they fit; updates ``cost`` in place."""
         protected_groups = {i.group for i in items if i.protected}
-        required = REPLY_PRIMING + sum(cost[i.id] for i in items if i.group in protected_groups)
+        required = REPLY_PRIMING + fixed + sum(cost[i.id] for i in items if i.group in protected_groups)
         if required <= tier.budget:
             return items, []
         if self.on_overflow == "error":
             raise BudgetError(
                 f"protected items need {required} tokens but tier {tier.name or tier!r} allows "
-                f"{tier.budget} (limit {tier.limit} - reserve {tier.reserve}); shorten the system prompt "
-                "or latest message, choose a larger tier, or use Fit(on_overflow='truncate')"
+                f"{tier.budget} (limit {tier.limit} - reserve {tier.reserve})"
+                + (f", {fixed} of them for tool definitions and response_format" if fixed else "")
+                + "; shorten the system prompt, the latest message or the turn in progress (add "
+                "prune_tool_output to cut long tool results), choose a larger tier, or use "
+                "Fit(on_overflow='truncate')"
             )
         truncated: list[str] = []
         while required > tier.budget:

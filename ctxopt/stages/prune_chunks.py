@@ -37,7 +37,6 @@ import numpy as np
 from ctxopt.errors import ConfigError
 from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.text import entities, idf, keywords, overlap_all, split_sentences
-from ctxopt.tokens import get_tokenizer
 from ctxopt.types import Context, Item
 
 
@@ -64,7 +63,6 @@ class PruneChunks:
     chunk_weight: float = 0.4
     lead_bonus: float = 0.15
     bridge_weight: float = 0.2
-    encoding: str | None = None
     embedder: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,7 +85,7 @@ class PruneChunks:
         if not positions:
             return context
         chunks = [context.items[n] for n in positions]
-        tokenizer = get_tokenizer(self.encoding)
+        tokenizer = context.counter()
         # A line that only repeats the chunk's title says nothing the message header does not.
         titles = [_bare(str(c.metadata.get("title") or "")) for c in chunks]
         sentences = [_Sentence(c, p, s, tokenizer.count(s))

@@ -32,7 +32,6 @@ from ctxopt.errors import ConfigError
 from ctxopt.stages.base import require_whole
 from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.text import idf, keywords, overlap_all
-from ctxopt.tokens import get_tokenizer
 from ctxopt.types import Context, Item
 
 HISTORY_KINDS = ("user", "assistant", "tool")
@@ -57,7 +56,6 @@ class PruneHistory:
     neighbour_decay: float = 0.85
     keyword_weight: float = 0.5
     max_tokens: int | None = None
-    encoding: str | None = None
     embedder: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +93,7 @@ class PruneHistory:
                for i in items]
         dropped = 0
         if self.max_tokens is not None:
-            out, dropped = self._cut(out, scored, self.max_tokens)
+            out, dropped = self._cut(out, scored, self.max_tokens, context.counter())
         return context.replace(items=out).note(turns_scored=len(scored), turns_dropped=dropped, **notes)
 
     def score(self, query: str, texts: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -109,8 +107,7 @@ class PruneHistory:
         kw = np.array(overlap_all(q, sets, weights, default))
         return (1 - self.keyword_weight) * similarity + self.keyword_weight * kw, notes
 
-    def _cut(self, items: list[Item], scored: list[list[int]], max_tokens: int) -> tuple[list[Item], int]:
-        tokenizer = get_tokenizer(self.encoding)
+    def _cut(self, items: list[Item], scored: list[list[int]], max_tokens: int, tokenizer: Any) -> tuple[list[Item], int]:
         cost = {n: i.tokens if i.tokens is not None else tokenizer.count_message(i.to_message())
                 for n, i in enumerate(items)}
         budget = max_tokens - sum(cost[n] for n, i in enumerate(items)

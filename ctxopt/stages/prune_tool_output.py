@@ -60,7 +60,7 @@ from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.stages.tool_segments import Segmented, render, segment
 from ctxopt.text import STOPWORDS, idf, keywords, overlap_all
 from ctxopt.tiers import SECTION_NAMES, Tier
-from ctxopt.tokens import REPLY_PRIMING, Tokenizer, get_tokenizer
+from ctxopt.tokens import REPLY_PRIMING, Tokenizer
 from ctxopt.types import Context
 
 WHEN = ("over_budget", "always")
@@ -108,7 +108,6 @@ class PruneToolOutput:
     block_weight: float = 0.3
     keep_headers: bool = True
     when: Literal["over_budget", "always"] = "over_budget"
-    encoding: str | None = None
     embedder: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -144,15 +143,18 @@ class PruneToolOutput:
         used = dict.fromkeys(SECTION_NAMES, 0)
         for item in context.items:
             used[item.section] += item.tokens if item.tokens is not None else tokenizer.count_message(item.to_message())
-        return REPLY_PRIMING + sum(used.values()) <= tier.budget and all(used[s] <= tier.cap(s) for s in SECTION_NAMES)
+        total = REPLY_PRIMING + context.fixed_tokens + sum(used.values())
+        return total <= tier.budget and all(used[s] <= tier.cap(s) for s in SECTION_NAMES)
 
     def run(self, context: Context) -> Context:
-        tokenizer = get_tokenizer(self.encoding)
+        tokenizer = context.counter()
         if self.when == "over_budget" and self.fits(context, tokenizer):
             return context.note(tool_items_pruned=0)
         work: dict[int, tuple[Segmented, int, int]] = {}  # position -> (segments, tokens, target)
         for n, item in enumerate(context.items):
-            if item.kind != "tool" or item.protected:
+            # A tool result is protected only as part of the turn in progress: it is never dropped,
+            # so cutting it is what keeps the call's answer in a prompt that must fit.
+            if item.kind != "tool":
                 continue
             size = tokenizer.count(item.text)
             if size > self.min_tokens and size > self.target(size):
@@ -170,14 +172,19 @@ class PruneToolOutput:
         return context.replace(items=items).note(
             tool_items_pruned=len(work), tool_tokens_before=before, tool_tokens_after=after, **notes)
 
-    def score(self, query: str, outputs: list[Segmented]) -> tuple[list[np.ndarray], dict[str, int]]:
+    def score(self, query: str, outputs: list[Segmented]) -> tuple[list[np.ndarray], dict[str, Any]]:
         """Each output's segment scores against ``query``, and the embedding cache notes."""
         if not query.strip():
             # Nothing to rank by: keep the head, as a reader skimming the output would.
             return [-np.arange(len(o.segments), dtype=float) for o in outputs], {"cache_hits": 0, "cache_misses": 0}
         blocks = [o.block_texts() for o in outputs]
         texts = [query] + [s.clean for o in outputs for s in o.segments] + [b for bs in blocks for b in bs]
-        matrix, notes = embed(resolve_embedder(self.embedder), texts)
+        try:
+            matrix, notes = embed(resolve_embedder(self.embedder), texts)
+        except ImportError as exc:  # the light install: rank by keywords, ids and position only
+            return [self._keyword_scores(query, o) for o in outputs], {
+                "scoring": f"keywords only ({exc.name or 'sentence-transformers'} is not installed; "
+                           "pip install 'ctxopt[models]' adds embedding similarity)"}
         q = matrix[0]
         q_words = keywords(query)
         matchers = [_matcher(t) for t in identifiers(query)]
@@ -196,6 +203,17 @@ class PruneToolOutput:
             block = np.array([block_sim[s.block] for s in o.segments])
             out.append((1 - kw) * similarity + kw * overlap + self.identifier_weight * exact + self.block_weight * block)
         return out, notes
+
+    def _keyword_scores(self, query: str, output: Segmented) -> np.ndarray:
+        q_words = keywords(query)
+        matchers = [_matcher(t) for t in identifiers(query)]
+        words = [keywords(s.clean) for s in output.segments]
+        weights = idf(words)
+        overlap = np.array(overlap_all(q_words, words, weights, max(weights.values(), default=1.0)))
+        exact = np.array([sum(1 for m in matchers if m.search(s.text) or m.search(s.clean)) / len(matchers)
+                          if matchers else 0.0 for s in output.segments])
+        # ties go to the earlier segment, as a reader skimming the output would
+        return overlap + self.identifier_weight * exact - 1e-6 * np.arange(len(output.segments))
 
     def _cut(self, segmented: Segmented, scores: np.ndarray, target: int, tokenizer: Tokenizer) -> str:
         segments = segmented.segments

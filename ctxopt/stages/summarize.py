@@ -34,7 +34,7 @@ from ctxopt.errors import ConfigError
 from ctxopt.stages.base import require_whole
 from ctxopt.stages.prune_history import history_units
 from ctxopt.summarizers import ExtractiveSummarizer, fit_to_tokens
-from ctxopt.tokens import get_tokenizer
+from ctxopt.tokens import Tokenizer
 from ctxopt.types import Context, Item
 
 CACHE_SIZE = 1024  # rolling summaries kept in process
@@ -63,7 +63,6 @@ class Summarize:
     step: int = 8
     max_tokens: int = 400
     keep_turns: bool = False
-    encoding: str | None = None
     summarizer: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,8 +72,8 @@ class Summarize:
             raise ConfigError("summarize: summarizer must be a callable (text, max_tokens) -> str, "
                               f"got {type(self.summarizer).__name__}")
 
-    def _summarizer(self) -> Any:
-        return self.summarizer or ExtractiveSummarizer(encoding=self.encoding)
+    def _summarizer(self, counter: Tokenizer) -> Any:
+        return self.summarizer or ExtractiveSummarizer(encoding=counter.name)
 
     def run(self, context: Context) -> Context:
         items = context.items
@@ -85,11 +84,12 @@ class Summarize:
         first_protected = next((k for k, u in enumerate(old) if any(items[n].protected for n in u)), len(old))
         old = old[:first_protected]
         boundary = len(old) // self.step * self.step
-        target = self._target(context)
+        counter = context.counter()
+        target = self._target(context, counter)
         if boundary == 0 or target <= 0:
             return context
         lines = ["\n".join(turn_line(items[n]) for n in u) for u in old[:boundary]]
-        text, hit = self._rolling(lines, target)
+        text, hit = self._rolling(lines, target, counter)
         summarised = {n for u in old[:boundary] for n in u}
         summary = Item(id=f"summary:{_digest(lines)[:12]}", kind="summary", text=text, score=math.inf,
                        metadata={"turns": boundary, "source_ids": [items[n].id for n in sorted(summarised)]})
@@ -101,23 +101,22 @@ class Summarize:
             if n not in summarised or self.keep_turns:
                 out.append(item)
         return context.replace(items=out).note(
-            turns_summarised=boundary, summary_tokens=get_tokenizer(self.encoding).count(text),
+            turns_summarised=boundary, summary_tokens=counter.count(text),
             summary_cached=hit)
 
-    def _target(self, context: Context) -> int:
+    def _target(self, context: Context, tokenizer: Tokenizer) -> int:
         """Summary text tokens: ``max_tokens``, lowered to fit the tier's summary cap if there is one."""
         target = self.max_tokens
         tier = context.tier
         if tier is not None and getattr(tier, "summary", None) is not None:
-            tokenizer = get_tokenizer(self.encoding)
             overhead = tokenizer.count_message(Item(id="s", kind="summary", text="").to_message())
             target = min(target, tier.cap("summary") - overhead)
         return target
 
-    def _rolling(self, lines: list[str], target: int) -> tuple[str, bool]:
+    def _rolling(self, lines: list[str], target: int, counter: Tokenizer) -> tuple[str, bool]:
         """The summary of ``lines``: cached, or built from the longest cached prefix plus the rest."""
-        summarizer = self._summarizer()
-        salt = f"{getattr(summarizer, 'id', repr(summarizer))}|{target}|{self.encoding}"
+        summarizer = self._summarizer(counter)
+        salt = f"{getattr(summarizer, 'id', repr(summarizer))}|{target}|{counter.describe()}"
         keys = _prefix_keys(salt, lines, self.step)
         with _cache_lock:
             if keys[-1] in _cache:
@@ -129,7 +128,7 @@ class Summarize:
                     start, previous = (k + 1) * self.step, _cache[keys[k]]
                     break
         source = "\n".join(([previous] if previous else []) + lines[start:])
-        text = fit_to_tokens(str(summarizer(source, target)).strip(), target, self.encoding)
+        text = fit_to_tokens(str(summarizer(source, target)).strip(), target, counter)
         with _cache_lock:
             _cache[keys[-1]] = text
             while len(_cache) > CACHE_SIZE:
