@@ -14,6 +14,8 @@ PRICES_PER_1K: dict[str, float] = {
     "gpt-5-mini": 0.00025,
     "gpt-5-nano": 0.00005,
     "gpt-4o": 0.0025,
+    "gpt-4": 0.03,
+    "gpt-3.5-turbo": 0.0005,
     "gpt-4o-mini": 0.00015,
     "gpt-4.1": 0.002,
     "gpt-4.1-mini": 0.0004,
