@@ -72,8 +72,9 @@ def check_stage(stage: Any, contexts: Sequence[Context] | None = None) -> None:
     """Raise AssertionError if ``stage`` breaks a rule of the stage contract.
 
     Runs the stage on a built-in sample conversation (system prompt, history, a tool-call unit,
-    retrieved chunks) or on ``contexts``, and checks rules 1, 2, 3 and 5, determinism, and that the
-    stage's config rebuilds an equal stage.
+    retrieved chunks) or on ``contexts``, and checks rules 1, 2, 3 and 5, that every token count an
+    output item carries is still its message's count, determinism, and that the stage's config
+    rebuilds an equal stage.
     """
     assert isinstance(getattr(stage, "name", None), str) and stage.name, "stage needs a non-empty str name"
     assert callable(getattr(stage, "run", None)), "stage needs a run(context) method"
@@ -95,6 +96,13 @@ def check_stage(stage: Any, contexts: Sequence[Context] | None = None) -> None:
         for unit, members in units.items():
             kept = members & out_ids
             assert kept in (set(), members), f"tool-call unit {unit!r} was split: kept {sorted(kept)}"
+        counter = out.counter()
+        for item in out.items:  # a count the item no longer matches would mislead the fit
+            if item.tokens is not None:
+                actual = counter.count_message(item.to_message())
+                assert item.tokens == actual, (
+                    f"item {item.id!r} carries tokens={item.tokens} but its message counts {actual}: "
+                    "a stage that changes an item must reset its count (Item.replace does, unless tokens= is given)")
         for key, value in out.notes.items():
             assert isinstance(key, str), "note keys must be strings"
             _assert_jsonable(value, key)

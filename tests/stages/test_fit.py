@@ -118,3 +118,27 @@ def test_fit_passes_the_stage_conformance_check():
 def test_fit_rejects_an_unknown_overflow_policy():
     with pytest.raises(ConfigError, match="on_overflow must be one of error, truncate"):
         Fit(on_overflow="drop")
+
+
+def test_check_stage_catches_a_stage_that_keeps_a_stale_token_count():
+    """Issue 11.17: a stage that rewrites an item's message but keeps its count must not pass."""
+    import dataclasses
+    from typing import ClassVar
+
+    import pytest
+
+    from ctxopt.stages import check_stage
+
+    @dataclasses.dataclass(frozen=True)
+    class Renamer:
+        name: ClassVar[str] = "renamer"
+
+        def run(self, context):
+            counted = [i.replace(tokens=context.counter().count_message(i.to_message())) for i in context.items]
+            first = counted[0]
+            renamed = first.replace(message={"role": "system", "content": first.text, "name": "x" * 40},
+                                    tokens=first.tokens)
+            return context.replace(items=[renamed, *counted[1:]])
+
+    with pytest.raises(AssertionError, match="must reset its count"):
+        check_stage(Renamer())
