@@ -11,13 +11,35 @@
 
 Each message says what was wrong, what is allowed, and how to fix it. Every error also subclasses
 the matching builtin, so ``except ValueError`` keeps working for callers who do not know ctxopt.
+Where the fix differs between Python and the command line (``price_per_1k=`` against ``--price``),
+the error carries both: ``hint`` ends the message, ``cli_hint`` replaces it in ``ctxopt``'s output.
+
+>>> error = ConfigError("no price known for model 'x'", hint="pass price_per_1k=", cli_hint="give --price USD")
+>>> str(error), error.cli_message()
+("no price known for model 'x'; pass price_per_1k=", "no price known for model 'x'; give --price USD")
 """
 
 from __future__ import annotations
 
 
 class CtxoptError(Exception):
-    """Base class of every error ctxopt raises on purpose."""
+    """Base class of every error ctxopt raises on purpose.
+
+    ``hint`` is the fix in Python terms, appended to ``message``; ``cli_hint``, when given, is the same
+    fix in command-line terms (a flag, a file, an environment variable), shown by the CLI instead.
+    """
+
+    def __init__(self, message: str = "", *, hint: str = "", cli_hint: str = "") -> None:
+        super().__init__(_join(message, hint))
+        self.message, self.hint, self.cli_hint = message, hint, cli_hint
+
+    def cli_message(self) -> str:
+        """The message as the command line shows it: the CLI's fix where the error has one."""
+        return _join(self.message, self.cli_hint) if self.cli_hint else str(self)
+
+
+def _join(message: str, hint: str) -> str:
+    return f"{message}; {hint}" if message and hint else message or hint
 
 
 class ConfigError(CtxoptError, ValueError):

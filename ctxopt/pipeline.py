@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +24,7 @@ from ctxopt.stages import STAGES, Fit, PruneToolOutput, stage_config
 from ctxopt.tiers import Tier, resolve_tier
 from ctxopt.tokens import REPLY_PRIMING, Tokenizer
 from ctxopt.types import Context
+from ctxopt.validate import parse_toml
 
 # The default pipeline: cut over-long tool results (only when the prompt is over its tier, by
 # keywords and ids when no embedding model is installed), then the fit.
@@ -61,7 +61,11 @@ class Pipeline:
     token_counter: Callable[[str], int] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stages, Iterable):
+            raise ConfigError(f"stages must be a list of stages, e.g. [PruneHistory(), Summarize()], got {self.stages!r}")
         object.__setattr__(self, "stages", tuple(self.stages))
+        if not isinstance(self.fit, Fit):
+            raise ConfigError(f"fit must be a ctxopt.Fit, e.g. Fit(on_overflow='truncate'), got {self.fit!r}")
         if self.encoding is not None and not isinstance(self.encoding, str):
             raise ConfigError(f"encoding must be a tiktoken encoding name such as 'cl100k_base', got {self.encoding!r}")
         if self.model is not None and not isinstance(self.model, str):
@@ -190,10 +194,12 @@ class Pipeline:
             keep_last = 4
         """
         if isinstance(config, (str, os.PathLike)):
+            where = f"pipeline file {str(config)!r}"
             try:
-                config = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"cannot read pipeline file {str(config)!r}: {exc}") from exc
+                text = Path(config).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read {where}: {exc}") from exc
+            config = parse_toml(text, where)
         if not isinstance(config, Mapping):
             raise ConfigError(f"a pipeline config is a dict or a TOML path, got {type(config).__name__}")
         allowed = {"stages", "fit", "encoding", "model", "price_per_1k"}
@@ -221,7 +227,7 @@ def _build_stage(spec: Any) -> Any:
         raise ConfigError(f"each stage is a table with a 'name' (one of {', '.join(sorted(STAGES))}), got {spec!r}")
     options = dict(spec)
     name = options.pop("name")
-    if name not in STAGES:
+    if not isinstance(name, str) or name not in STAGES:
         raise ConfigError(f"unknown stage {name!r}; choose from {', '.join(sorted(STAGES))}")
     cls = STAGES[name]
     known = {f.name for f in dataclasses.fields(cls) if f.init}

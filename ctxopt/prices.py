@@ -43,8 +43,10 @@ def price_per_1k(model: str, override: float | None = None) -> float:
     model = _known(model)
     if model not in PRICES_PER_1K:
         raise ConfigError(
-            f"no price known for model {model!r}; choose from {', '.join(sorted(PRICES_PER_1K))} "
-            "or pass price_per_1k="
+            f"no price known for model {model!r}; choose from {', '.join(sorted(PRICES_PER_1K))}",
+            hint="for another model pass price_per_1k=",
+            cli_hint="for another model give its price with --price USD (per 1k input tokens; price_per_1k in a "
+                     "--pipeline file)",
         )
     return PRICES_PER_1K[model]
 

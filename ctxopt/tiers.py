@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ctxopt.errors import ConfigError
+from ctxopt.validate import parse_toml
 
 SECTION_NAMES = ("system", "history", "retrieved", "summary")
 TIERS_ENV = "CTXOPT_TIERS"
@@ -132,14 +132,16 @@ DEFAULT_TIERS: dict[str, Tier] = {
 def load_tiers(path: str | os.PathLike[str]) -> dict[str, Tier]:
     """Tiers from a TOML file, one table per tier."""
     path = Path(path)
+    where = f"tiers file {str(path)!r}"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"tiers file {str(path)!r} does not exist") from None
+        raise ConfigError(f"{where} does not exist") from None
     except OSError as exc:  # a folder, no permission, ...: say which path, not a bare OSError
-        raise ConfigError(f"cannot read tiers file {str(path)!r}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"tiers file {str(path)!r} is not valid TOML: {exc}") from exc
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: it is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    data = parse_toml(text, where)
     if not data:
         raise ConfigError(f"tiers file {str(path)!r} defines no tiers; add a table like [free] limit = 4096")
     return {name: Tier.from_dict(name, table) for name, table in data.items()}
@@ -169,7 +171,9 @@ def resolve_tier(tier: Tier | str, tiers: Mapping[str, Tier] | str | os.PathLike
     elif tiers is not None:
         raise ConfigError(f"tiers must be a dict of name -> Tier or a TOML path, got {type(tiers).__name__}")
     if not isinstance(tier, str) or tier not in table:
-        raise ConfigError(f"unknown tier {tier!r}; choose from {', '.join(sorted(table))} or pass a Tier(...)")
+        raise ConfigError(f"unknown tier {tier!r}; choose from {', '.join(sorted(table))}", hint="pass a Tier(...) for another",
+                          cli_hint=f"define others in a tiers file (--tiers FILE or ${TIERS_ENV}; "
+                                   "`ctxopt tiers --toml` prints one to start from)")
     if not isinstance(table[tier], Tier):
         raise ConfigError(f"tiers[{tier!r}] must be a Tier, got {type(table[tier]).__name__}; e.g. Tier(4096, reserve=512)")
     return table[tier]

@@ -127,8 +127,10 @@ def _load_encoding(name: str) -> Any:
     except ValueError as exc:
         available = ", ".join(sorted(tiktoken.list_encoding_names()))
         raise TokenizerError(
-            f"unknown encoding {name!r}; available encodings: {available}. "
-            f"Pass one of them as encoding= or set {ENCODING_ENV}."
+            f"unknown encoding {name!r}; available encodings: {available}",
+            hint=f"pass one of them as encoding= or set ${ENCODING_ENV}",
+            cli_hint=f"give one of them with --encoding, as encoding = \"...\" in the --pipeline file, or in "
+                     f"${ENCODING_ENV}",
         ) from exc
     except Exception as exc:  # network errors from requests, hash mismatches, ...
         raise TokenizerError(

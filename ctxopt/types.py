@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ctxopt.errors import InputError
+from ctxopt.validate import check_message
 
 Kind = Literal["system", "user", "assistant", "tool", "retrieved", "summary"]
 KINDS: tuple[str, ...] = ("system", "user", "assistant", "tool", "retrieved", "summary")
@@ -262,6 +263,7 @@ def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[It
         where = f"message {index}"
         if not isinstance(message, Mapping):
             raise InputError(f"{where} must be a dict with 'role' and 'content', got {type(message).__name__}")
+        check_message(message, where)
         role = message.get("role")
         if not isinstance(role, str) or role not in ROLES:
             raise InputError(f"{where} has role {role!r}; choose from {', '.join(ROLES)}")
@@ -273,8 +275,6 @@ def _items_from_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[list[It
         text = "" if content is None and role == "assistant" and tool_calls else _content_text(content, where)
         kept = message
         if role == "assistant" and tool_calls:
-            if not isinstance(tool_calls, list) or not all(isinstance(c, Mapping) and "id" in c for c in tool_calls):
-                raise InputError(f"{where} tool_calls must be a list of dicts each with an 'id'")
             calls = [c for c in tool_calls if str(c["id"]) in answered]
             if len(calls) < len(tool_calls):
                 missing = [str(c["id"]) for c in tool_calls if str(c["id"]) not in answered]

@@ -75,3 +75,40 @@ def test_tune_from_a_curve_file_writes_tiers(tmp_path, capsys):
     assert main(["tune", "--curve", str(path), "--out", str(tmp_path / "t.toml")]) == 0
     assert load_tiers(tmp_path / "t.toml")["free"].history == 1000
     assert "free" in capsys.readouterr().out
+
+
+NEEDS_4000 = [
+    {"budget": 1000, "recall": 0.6, "tokens": 1000, "full_tokens": 20000},
+    {"budget": 2000, "recall": 0.7, "tokens": 2000, "full_tokens": 20000},
+    {"budget": 3000, "recall": 0.75, "tokens": 3000, "full_tokens": 20000},
+    {"budget": 4000, "recall": 0.85, "tokens": 4000, "full_tokens": 20000},
+]
+
+
+def test_a_tuned_tier_keeps_the_limit_the_user_set_and_says_what_would_reach_the_target():
+    from ctxopt.tiers import DEFAULT_TIERS
+
+    recs = recommend(NEEDS_4000, {"free": 0.8}, tiers=DEFAULT_TIERS)
+    tiers = tuned_tiers(recs, base=DEFAULT_TIERS)
+    assert tiers["free"].limit == 4096 and tiers["free"].reserve == 512
+    assert recs["free"].budget == 3000 and not recs["free"].met  # the best budget within 4096 - 512
+    assert "keeps its limit of 4096" in recs["free"].note and "at least 4512" in recs["free"].note
+
+
+def test_tune_says_on_stderr_and_in_tiers_json_why_a_target_was_not_reached(tmp_path, capsys):
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps({"curve": NEEDS_4000}))
+    assert main(["tune", "--curve", str(path), "--target", "free=0.8", "--out", str(tmp_path / "t.toml")]) == 0
+    assert load_tiers(tmp_path / "t.toml")["free"].limit == 4096
+    captured = capsys.readouterr()
+    assert "raise its limit to at least 4512" in captured.err
+    assert "within the tier's limit" in captured.out
+    row = json.loads((tmp_path / "t.json").read_text())["recommendations"][0]
+    assert row["met"] is False and "at least 4512" in row["note"]
+
+
+def test_a_tier_that_can_hold_the_budget_gets_no_note():
+    from ctxopt.tiers import DEFAULT_TIERS
+
+    recs = recommend(NEEDS_4000, {"pro": 0.8}, tiers=DEFAULT_TIERS)
+    assert recs["pro"].budget == 4000 and recs["pro"].met and recs["pro"].note == ""

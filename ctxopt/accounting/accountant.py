@@ -28,6 +28,7 @@ from ctxopt.accounting.budgets import DEFAULT_THRESHOLDS, BudgetAlert, MonthlyUs
 from ctxopt.accounting.usage import RESERVOIR_SIZE, Reservoir, Tally, Usage, usage_of
 from ctxopt.errors import ConfigError, InputError
 from ctxopt.report import Report
+from ctxopt.validate import parse_json
 
 FORMAT = "ctxopt-accounting"
 VERSION = 1
@@ -188,11 +189,7 @@ class Accountant:
 
     @classmethod
     def from_json(cls, text: str, **options: Any) -> Accountant:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"ctxopt accounting data is not valid JSON: {exc}") from exc
-        return cls.from_dict(data, **options)
+        return cls.from_dict(parse_json(text, "ctxopt accounting data"), **options)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **options: Any) -> Accountant:

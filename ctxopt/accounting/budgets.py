@@ -37,6 +37,10 @@ def month_of(timestamp: float) -> str:
 
 def check_budgets(budgets: Mapping[str, int], thresholds: Sequence[float]) -> tuple[dict[str, int], tuple[float, ...]]:
     """Validated copies of the budgets and thresholds, or a ConfigError naming the bad value."""
+    if not isinstance(budgets, Mapping):
+        raise ConfigError(f"budgets map a tenant to its monthly tokens, e.g. {{'acme': 5_000_000}}; got {budgets!r}")
+    if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
+        raise ConfigError(f"budget thresholds are a list of shares in (0, 1], e.g. (0.5, 0.9); got {thresholds!r}")
     for tenant, budget in budgets.items():
         if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
             raise ConfigError(f"budget of tenant {tenant!r} must be a positive whole number of tokens, got {budget!r}")

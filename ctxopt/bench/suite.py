@@ -60,10 +60,15 @@ def run_suite(out_dir: Path, names: Sequence[str] = (), quick: bool = False) -> 
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     # A run adds to the folder's suite.json, so `ctxopt bench load` after `ctxopt bench` reports all five.
     index = out_dir / "suite.json"
     previous = json.loads(index.read_text()) if index.exists() else {}
+    if quick and previous.get("quick") is False and previous.get("benchmarks"):
+        raise ConfigError(f"{out_dir} holds full benchmark results ({', '.join(previous['benchmarks'])}) that a "
+                          "quick run would replace with small samples",
+                          hint="write quick runs to another out_dir", cli_hint="drop --out (quick runs write to "
+                          "results/quick) or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"environment": environment(), "quick": quick,
                                "benchmarks": previous.get("benchmarks", {}) if previous.get("quick") == quick else {}}
     for name in names:

@@ -61,7 +61,8 @@ def open_backend(
         return DiskBackend(directory)
     if choice == "redis":
         if not url:
-            raise ConfigError(f"the redis cache needs a URL: pass redis_url='redis://host:6379/0' or set {REDIS_URL_ENV}")
+            raise ConfigError("the redis cache needs a URL", hint=f"pass redis_url='redis://host:6379/0' or set {REDIS_URL_ENV}",
+                              cli_hint=f"give --redis-url redis://host:6379/0 or set {REDIS_URL_ENV}")
         from ctxopt.cache.redis_backend import RedisBackend
 
         return RedisBackend(url)

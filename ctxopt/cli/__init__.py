@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from ctxopt.errors import CtxoptError
+from ctxopt import __version__
+from ctxopt.errors import CtxoptError, InputError
 
 COMMANDS: dict[str, str] = {
     "optimize": "fit OpenAI-style messages from a JSON file to a tier",
@@ -32,6 +34,7 @@ def _module(name: str):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctxopt", description="Fit an agent's prompt to a token budget.")
+    parser.add_argument("--version", action="version", version=f"ctxopt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         if only is None or only == name:
@@ -50,9 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_text_arguments(argv)
         return int(_module(args.command).run(args) or 0)
     except CtxoptError as exc:
-        print(f"ctxopt {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ctxopt {args.command}: error: {exc.cli_message()}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `ctxopt ... | head` closed the pipe: not an error worth a traceback
         sys.stderr.close()
@@ -60,3 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ctxopt {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _check_text_arguments(argv: Sequence[str]) -> None:
+    """InputError for an argument that is not text: bytes the shell passed that are not UTF-8 arrive
+    as lone surrogates, which no query, filter or name can hold. An existing path is fine as is."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            if not os.path.exists(arg):
+                raise InputError(f"argument {arg!a} is not valid UTF-8 text; type it again, or run in a "
+                                 "UTF-8 locale (LANG=C.UTF-8)") from None

@@ -27,7 +27,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctxopt.ingest.readers import read_documents
 
-    kb = open_kb(args, chunk_tokens=args.chunk_tokens, overlap=args.overlap, keep=args.keep)
+    kb = open_kb(args, writes=True, chunk_tokens=args.chunk_tokens, overlap=args.overlap, keep=args.keep)
     documents = itertools.chain.from_iterable(read_documents(p) for p in args.paths)
     summary = kb.ingest(documents, prune=args.prune, progress=not args.no_progress)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary)

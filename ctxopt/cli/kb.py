@@ -10,6 +10,7 @@ import json
 import os
 from typing import Any
 
+from ctxopt.cli.files import check_output_dir
 from ctxopt.errors import InputError
 
 
@@ -29,14 +30,17 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def open_kb(args: argparse.Namespace, **options: Any):
-    """The knowledge base the shared options name."""
+def open_kb(args: argparse.Namespace, *, writes: bool = False, **options: Any):
+    """The knowledge base the shared options name; ``writes`` checks first that an embedded
+    store's folder can be written (or created)."""
     from ctxopt.cache.base import default_cache_dir
     from ctxopt.embed.cache import get_cached_embedder
     from ctxopt.kb import KnowledgeBase
     from ctxopt.stores.qdrant import URL_ENV, open_store
 
     path, url = args.path, args.url
+    if writes and path is not None:
+        check_output_dir(path, "--path")
     if path is None and url is None:
         url = os.environ.get(URL_ENV) or None
         if url is None:
@@ -57,7 +61,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kb = open_kb(args)
+    kb = open_kb(args, writes=args.action != "versions")
     if args.action == "versions":
         versions = kb.versions()
         if args.json:

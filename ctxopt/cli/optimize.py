@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
-from ctxopt.errors import InputError
+from ctxopt.cli.files import read_conversation
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -25,31 +23,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the fitted messages and the report as JSON")
 
 
-def read_json(path: str) -> Any:
-    """JSON from a file path or '-', with errors that say which file and where."""
-    name = "standard input" if path == "-" else repr(path)
-    try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from ctxopt.pipeline import Pipeline
 
-    data = read_json(args.file)
-    query = args.query
-    if isinstance(data, dict):
-        if "messages" not in data:
-            raise InputError("the JSON object has no 'messages' key; give a list of messages or {'messages': [...]}")
-        query = query if query is not None else data.get("query")
-        data = data["messages"]
+    conversation = read_conversation(args.file)
+    data = conversation.messages
+    query = args.query if args.query is not None else conversation.query
     pipeline = Pipeline.from_config(args.pipeline) if args.pipeline else Pipeline()
     if args.model or args.price is not None or args.encoding:
         pipeline = Pipeline(stages=pipeline.stages, fit=pipeline.fit, encoding=args.encoding or pipeline.encoding,

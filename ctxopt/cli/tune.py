@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from ctxopt.cli.files import check_output_file
 from ctxopt.errors import InputError
 
 DEFAULT_BUDGETS = "250,500,750,1000,1500,2000,3000,4000,6000,8000"
@@ -27,9 +29,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", action="append", default=[], metavar="TIER=RECALL",
                         help="target evidence recall per tier (default: free=0.8 pro=0.9 enterprise=0.95)")
     parser.add_argument("--tiers", metavar="TOML", help="tiers to start from (default: built-in)")
-    parser.add_argument("--out", default="tiers.toml", help="where to write the tuned tiers (default: tiers.toml)")
-    parser.add_argument("--plot", default=None, help="Pareto plot PNG (default: next to --out)")
+    parser.add_argument("--out", default="tiers.toml", help="where to write the tuned tiers, and their numbers as "
+                        ".json next to it (default: tiers.toml)")
+    parser.add_argument("--plot", default=None, help="Pareto plot PNG (default: next to --out, as .png)")
     parser.add_argument("--model", default="gpt-4o", help="model whose price values the savings")
+    parser.add_argument("--price", type=float, metavar="USD", help="price per 1k input tokens, overrides --model's")
     parser.add_argument("--json", action="store_true", help="print the recommendations as JSON")
 
 
@@ -49,7 +53,7 @@ def _targets(specs: list[str]) -> dict[str, float] | None:
 
 
 def load_curve(path: str, variant: str | None) -> list[dict]:
-    from ctxopt.cli.optimize import read_json
+    from ctxopt.cli.files import read_json
 
     data = read_json(path)
     if isinstance(data, dict) and "curves" in data:
@@ -69,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from ctxopt.tiers import DEFAULT_TIERS, dump_tiers, load_tiers
     from ctxopt.tune.recommend import pareto_plot, recommend, tuned_tiers
 
-    price = price_per_1k(args.model)
+    out = check_output_file(args.out, "--out")
+    plot = check_output_file(args.plot or out.with_suffix(".png"), "--plot" if args.plot else "--out")
+    numbers = check_output_file(out.with_suffix(".json"), "--out")
+    price = price_per_1k(args.model, args.price)
+    base = {**DEFAULT_TIERS, **(load_tiers(args.tiers) if args.tiers else {})}
     if args.curve:
         curve, title = load_curve(args.curve, args.variant), f"{Path(args.curve).name}"
     else:
@@ -84,26 +92,27 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--budgets takes whole numbers separated by commas, got {args.budgets!r}") from None
         curve = recall_curve(cases, pipeline, budgets, section=args.section, progress=True)
         title = f"{Path(args.evalset).name} ({len(cases)} cases)"
-    recs = recommend(curve, _targets(args.target))
-    base = {**DEFAULT_TIERS, **(load_tiers(args.tiers) if args.tiers else {})}
+    recs = recommend(curve, _targets(args.target), tiers=base)
     tiers = tuned_tiers(recs, section=args.section, base=base)
-    out = Path(args.out)
     out.write_text(dump_tiers(tiers))
-    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
     pareto_plot(curve, recs, plot, f"Evidence recall vs tokens: {title}")
     rows = [{**rec.__dict__, "tokens_saved": rec.tokens_saved, "cost_saved_per_request": rec.cost_saved(price),
              "cost_saved_per_1k_requests": rec.cost_saved(price) * 1000} for rec in recs.values()]
-    (out.with_suffix(".json")).write_text(json.dumps({"curve": curve, "recommendations": rows}, indent=2) + "\n")
+    numbers.write_text(json.dumps({"curve": curve, "recommendations": rows}, indent=2) + "\n")
+    for rec in recs.values():
+        if rec.note:
+            print(f"ctxopt tune: {rec.note}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'tier':<12} {'target':>6} {args.section + ' budget':>15} {'recall':>7} {'tokens/req':>10} "
           f"{'saved/req':>10} {'$ saved/1k req':>14}")
     for row in rows:
-        flag = "" if row["met"] else "  (target not reached: best measured)"
+        flag = "" if row["met"] else "  (target not reached within the tier's limit)" if row["note"] \
+            else "  (target not reached: best measured)"
         print(f"{row['tier']:<12} {row['target']:>6} {row['budget']:>15} {row['recall']:>7.3f} {row['tokens']:>10.0f} "
               f"{row['tokens_saved']:>10.0f} {row['cost_saved_per_1k_requests']:>14.2f}{flag}")
-    print(f"wrote {out}, {plot} and {out.with_suffix('.json')} (prices: {args.model} at ${price}/1k input tokens)")
+    print(f"wrote {out}, {plot} and {numbers} (prices: {args.model} at ${price}/1k input tokens)")
     return 0
 
 

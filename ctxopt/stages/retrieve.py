@@ -83,10 +83,10 @@ class Retrieve:
             object.__setattr__(self, "timeout", float(self.timeout))  # TOML may give a whole number
         if self.path is not None and self.url is not None:
             raise ConfigError("retrieve: give path (embedded Qdrant) or url (Qdrant server), not both")
-        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))  # TOML gives a list
         if self.filters is not None:
             object.__setattr__(self, "filters", dict(self.filters))
-        self.fusion_settings()  # validate now, not on the first request
+        # validate now, not on the first request; TOML gives the weights as a list of numbers
+        object.__setattr__(self, "weights", self.fusion_settings().weights)
 
     def fusion_settings(self) -> Fusion:
         return Fusion(method=self.fusion, k=self.rrf_k, weights=self.weights, candidates=self.candidates)
@@ -122,9 +122,11 @@ class Retrieve:
             return exc
         waited = f"{store.request_seconds} s" if hasattr(store, "request_seconds") else "its timeout"
         setting = f"timeout={self.timeout:g}" if self.timeout is not None else "the store's default timeout"
-        return StoreError(f"retrieval timed out: knowledge base {self.kb!r} got no answer within {waited} "
-                          f"({setting}); raise the retrieve stage's timeout= if the server is slow but working, "
-                          f"or check that it is up and not overloaded. Cause: {exc}")
+        check = f"or check that it is up and not overloaded. Cause: {exc}"
+        return StoreError(f"retrieval timed out: knowledge base {self.kb!r} got no answer within {waited} ({setting})",
+                          hint=f"raise the retrieve stage's timeout= if the server is slow but working, {check}",
+                          cli_hint=f"raise timeout in the retrieve stage of the --pipeline file if the server is slow "
+                                   f"but working, {check}")
 
     def run(self, context: Context) -> Context:
         if not context.query.strip():

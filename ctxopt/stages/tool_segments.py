@@ -73,11 +73,10 @@ def _as_lines(text: str) -> tuple[list[str], str]:
     stripped = text.strip()
     if stripped[:1] in ("[", "{"):
         try:
-            value = json.loads(stripped)
-        except ValueError:
+            # too deep to re-indent (RecursionError) or not JSON at all: cut it as plain lines
+            return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False).splitlines(), "json"
+        except (ValueError, RecursionError):
             pass
-        else:
-            return json.dumps(value, indent=2, ensure_ascii=False).splitlines(), "json"
     return text.splitlines(), "lines"
 
 

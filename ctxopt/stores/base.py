@@ -47,11 +47,15 @@ class Fusion:
     def __post_init__(self) -> None:
         if self.method not in FUSIONS:
             raise ConfigError(f"fusion method {self.method!r} is unknown; choose from {', '.join(FUSIONS)}")
-        if self.k < 1 or self.candidates < 1:
-            raise ConfigError(f"fusion k and candidates must be >= 1, got k={self.k}, candidates={self.candidates}")
-        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
-        if len(self.weights) != 2 or min(self.weights) < 0:
-            raise ConfigError(f"fusion weights are two non-negative numbers (dense, keyword), got {self.weights}")
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in (self.k, self.candidates)):
+            raise ConfigError(f"fusion k and candidates must be whole numbers >= 1, got k={self.k!r}, "
+                              f"candidates={self.candidates!r}")
+        weights = self.weights
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or len(weights) != 2 or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < float("inf") for w in weights):
+            raise ConfigError(f"fusion weights are two non-negative numbers (dense, keyword), e.g. (1.0, 2.0); "
+                              f"got {weights!r}")
+        object.__setattr__(self, "weights", (float(weights[0]), float(weights[1])))
 
 
 PLAIN_RRF = Fusion()
@@ -84,6 +88,9 @@ def check_mode(mode: str) -> None:
 
 
 def check_filters(filters: Mapping[str, Any] | None) -> None:
+    if filters is not None and not isinstance(filters, Mapping):
+        raise ConfigError(f"filters are a dict of field -> value, e.g. {{'tenant': 'acme'}}; got {filters!r} "
+                          f"(fields: {', '.join(FILTER_FIELDS)})")
     unknown = sorted(set(filters or {}) - set(FILTER_FIELDS))
     if unknown:
         raise ConfigError(f"cannot filter on {', '.join(unknown)}; filter fields: {', '.join(FILTER_FIELDS)}")

@@ -105,8 +105,10 @@ class QdrantStore:
                 except Exception as exc:
                     raise StoreError(
                         f"cannot open Qdrant at {self.where} ({type(exc).__name__}: {exc}). An on-disk store "
-                        "can be open in one process at a time: close the other process, or run a Qdrant "
-                        "server and pass url=..."
+                        "can be open in one process at a time",
+                        hint="close the other process, or run a Qdrant server and pass url=...",
+                        cli_hint="close the other process, or run a Qdrant server and give --url (or set "
+                                 "url in the retrieve stage of a --pipeline file)"
                     ) from exc
         return self._client_obj
 
@@ -130,7 +132,9 @@ class QdrantStore:
         if isinstance(exc, (ResponseHandlingException, ConnectionError, TimeoutError, OSError)) or \
                 type(exc).__module__.startswith(("httpx", "httpcore", "grpc")):
             return StoreError(f"cannot reach Qdrant at {self.where} to {what} ({text}); check the URL and "
-                              "that the server is running, or use an embedded store (path=...)")
+                              "that the server is running", hint="an embedded store (path=...) needs no server",
+                              cli_hint="an embedded store (--path DIR, or path in the retrieve stage of a "
+                                       "--pipeline file) needs no server")
         return StoreError(f"Qdrant at {self.where} failed to {what}: {text}")
 
     @property

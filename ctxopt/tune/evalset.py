@@ -26,6 +26,7 @@ from typing import Any
 from ctxopt.errors import InputError
 from ctxopt.tiers import Tier
 from ctxopt.types import Context, Item
+from ctxopt.validate import parse_json
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,10 +89,7 @@ def load_evalset(path: str | os.PathLike[str]) -> list[Case]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        data = parse_json(line, f"{path}:{number}:")
         try:
             cases.append(parse_case(data, f"{path}:{number}"))
         except InputError as exc:

@@ -28,6 +28,7 @@ class Recommendation:
     tokens: float
     full_tokens: float
     met: bool
+    note: str = ""  # why the pick is not the curve's best for the target (the tier's limit), if so
 
     @property
     def tokens_saved(self) -> float:
@@ -48,9 +49,14 @@ def check_curve(curve: Any) -> list[dict[str, float]]:
     return sorted(curve, key=lambda p: p["budget"])
 
 
-def recommend(curve: Sequence[Mapping[str, float]], targets: Mapping[str, float] | None = None) -> dict[str, Recommendation]:
+def recommend(curve: Sequence[Mapping[str, float]], targets: Mapping[str, float] | None = None,
+              tiers: Mapping[str, Tier] | None = None) -> dict[str, Recommendation]:
     """Per tier, the smallest budget whose recall meets the tier's target; else the best budget
-    measured, with ``met=False`` (measure larger budgets to do better)."""
+    measured, with ``met=False`` (measure larger budgets to do better).
+
+    A tier named in ``tiers`` keeps its limit: only budgets within its prompt budget (limit -
+    reserve) are candidates, and ``note`` says when the target needed more and what limit would do.
+    """
     points = check_curve(curve)
     targets = dict(DEFAULT_TARGETS if targets is None else targets)
     for name, target in targets.items():
@@ -58,26 +64,36 @@ def recommend(curve: Sequence[Mapping[str, float]], targets: Mapping[str, float]
             raise ConfigError(f"target recall for tier {name!r} must be in (0, 1], got {target!r}")
     out = {}
     for name, target in targets.items():
-        meeting = [p for p in points if p["recall"] >= target]
-        point = meeting[0] if meeting else max(points, key=lambda p: (p["recall"], -p["budget"]))
+        tier = (tiers or {}).get(name)
+        room = tier.budget if tier is not None else None
+        fitting = [p for p in points if room is None or p["budget"] <= room]
+        meeting = [p for p in fitting or points[:1] if p["recall"] >= target]
+        point = meeting[0] if meeting else max(fitting or points[:1], key=lambda p: (p["recall"], -p["budget"]))
+        note = ""
+        if tier is not None and not fitting:
+            note = (f"tier {name!r} keeps its limit of {tier.limit} tokens, whose prompt budget ({room}) is below "
+                    f"every budget measured; measure smaller budgets")
+        elif tier is not None and not meeting and (needed := next((p for p in points if p["recall"] >= target), None)):
+            note = (f"tier {name!r} keeps its limit of {tier.limit} tokens (prompt budget {room}); recall "
+                    f"{target} needs a budget of {int(needed['budget'])}: raise its limit to at least "
+                    f"{int(needed['budget']) + tier.reserve} in your tiers file to reach it")
         out[name] = Recommendation(tier=name, target=target, budget=int(point["budget"]), recall=float(point["recall"]),
                                    tokens=float(point["tokens"]), full_tokens=float(point["full_tokens"]),
-                                   met=bool(meeting))
+                                   met=bool(meeting), note=note)
     return out
 
 
 def tuned_tiers(recommendations: Mapping[str, Recommendation], section: str = "history",
                 base: Mapping[str, Tier] | None = None) -> dict[str, Tier]:
-    """Tiers whose ``section`` cap is the recommended budget; other limits come from ``base``
-    (default tiers), with the total limit raised where it could not hold the section."""
+    """Tiers whose ``section`` cap is the recommended budget; every other limit comes from ``base``
+    (default tiers) unchanged. A tier missing from ``base`` gets the budget plus a 1,024-token reserve."""
     if section not in SECTION_NAMES:
         raise ConfigError(f"unknown section {section!r}; choose from {', '.join(SECTION_NAMES)}")
     base = dict(DEFAULT_TIERS if base is None else base)
     tiers = {}
     for name, rec in recommendations.items():
         tier = base.get(name) or Tier(rec.budget + 1024, reserve=1024, name=name)
-        limit = max(tier.limit, rec.budget + tier.reserve)
-        tiers[name] = tier.replace(limit=limit, name=name, **{section: rec.budget})
+        tiers[name] = tier.replace(name=name, **{section: rec.budget})
     return tiers
 
 

@@ -7,6 +7,8 @@ The calls take ``tmp_path`` so rows can write the files they feed in.
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -145,7 +147,80 @@ API_ERRORS: list[tuple[str, Call, type[CtxoptError], str]] = [
     ("retrieve negative weight", lambda p: _retrieve(weights=(1.0, -1.0)), ConfigError, "weights"),
     ("retrieve unknown option in a config", lambda p: Pipeline.from_config(
         {"stages": [{"name": "retrieve", "top": 3}]}), ConfigError, "no option"),
+    # values a message can hold but no model request can carry (issue 11)
+    ("message field bytes", lambda p: _field(b"\x00\x01"), InputError, "holds bytes"),
+    ("message field datetime", lambda p: _field(datetime.datetime(2025, 5, 1)), InputError, "holds datetime"),
+    ("message field a set", lambda p: _field({"a", "b"}), InputError, "holds set"),
+    ("message field a circular dict", lambda p: _field(_circular()), InputError, "circular"),
+    ("message field nested 100,000 deep", lambda p: _field(_nested(100_000)), InputError, "nested too deeply"),
+    ("message field a 5,000-digit integer", lambda p: _field(10**4999), InputError, "4300 digits"),
+    ("tool call arguments a Python object", lambda p: ctxopt.optimize(_tool_call({"name": "f", "arguments": object()})),
+     InputError, "tool_calls"),
+    ("tool call function a string", lambda p: ctxopt.optimize(_tool_call("f")), InputError, "'function'"),
+    ("tool call without a str id", lambda p: ctxopt.optimize(
+        [{"role": "assistant", "content": None, "tool_calls": [{"id": 7}]}]), InputError, "str 'id'"),
+    ("role a list", lambda p: ctxopt.optimize([{"role": ["user"], "content": "x"}]), InputError,
+     "role must be a string"),
+    ("tool_call_id a list", lambda p: ctxopt.optimize([*_tool_call({"name": "f", "arguments": "{}"})[:1],
+                                                       {"role": "tool", "tool_call_id": ["c1"], "content": "x"}]),
+     InputError, "tool_call_id must be a string"),
+    ("Pipeline stages an int", lambda p: Pipeline(stages=5), ConfigError, "stages must be a list"),
+    ("Pipeline fit a string", lambda p: Pipeline(fit="x"), ConfigError, "ctxopt.Fit"),
+    ("config stage name a list", lambda p: Pipeline.from_config({"stages": [{"name": ["retrieve"]}]}), ConfigError,
+     "unknown stage"),
+    ("retrieve weights strings", lambda p: _retrieve(weights=["a", "b"]), ConfigError, "weights"),
+    ("retrieve weights one number", lambda p: _retrieve(weights=[1.0]), ConfigError, "weights"),
+    ("retrieve filters a list", lambda p: _retrieve(filters=["tenant"]), ConfigError, "filters are a dict"),
+    ("retrieve rrf_k a string", lambda p: _retrieve(rrf_k="60"), ConfigError, "k and candidates"),
+    ("Accountant budgets a string", lambda p: ctxopt.Accountant(budgets="x"), ConfigError, "budgets"),
+    ("Accountant thresholds a number", lambda p: ctxopt.Accountant(thresholds=0.5), ConfigError, "thresholds"),
+    ("document text with a lone surrogate", lambda p: _doc(id="a", text="bad \ud800 text"), InputError, "surrogate"),
+    # text that is too deep, too long a number or not Unicode, in every file ctxopt parses
+    ("accounting data nested 100,000 deep", lambda p: ctxopt.Accountant.from_json("[" * 100_000 + "]" * 100_000),
+     InputError, "nested too deeply"),
+    ("tiers file with a 5,000-digit limit", lambda p: ctxopt.load_tiers(
+        _write(p / "t.toml", "[free]\nlimit = " + "9" * 5000 + "\n")), ConfigError, "4300 digits"),
+    ("tiers file nested 100,000 deep", lambda p: ctxopt.load_tiers(_write(p / "t.toml", _deep_toml())),
+     ConfigError, "nested too deeply"),
+    ("pipeline file nested 100,000 deep", lambda p: Pipeline.from_config(_write(p / "p.toml", _deep_toml())),
+     ConfigError, "nested too deeply"),
+    ("read a JSONL line nested 100,000 deep", lambda p: list(_read(_write(p / "d.jsonl", _DEEP_JSONL))), InputError,
+     "nested too deeply"),
+    ("read a JSONL line with a 5,000-digit integer", lambda p: list(_read(_write(p / "d.jsonl", _LONG_INT_JSONL))),
+     InputError, "4300 digits"),
+    ("read a JSONL text with a lone surrogate escape", lambda p: list(_read(_write(p / "d.jsonl", _SURROGATE_JSONL))),
+     InputError, "lone surrogate"),
 ]
+
+_DEEP_JSONL = '{"id": "a", "text": "x", "metadata": {"tags": ' + "[" * 100_000 + "]" * 100_000 + "}}\n"
+_LONG_INT_JSONL = '{"id": "a", "text": "x", "metadata": {"n": ' + "9" * 5000 + "}}\n"
+_SURROGATE_JSONL = '{"id": "a", "text": "bad \\ud800 text"}\n'
+
+
+def _field(value: Any):
+    return ctxopt.optimize([{"role": "user", "content": "Hello", "extra": value}])
+
+
+def _circular() -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    return loop
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _deep_toml() -> str:
+    return "[free]\nlimit = 9\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+def _tool_call(function: Any) -> list[dict[str, Any]]:
+    return [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": function}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "result"}, *HELLO]
 
 
 def _retrieve(**options: Any):
@@ -279,6 +354,31 @@ def test_a_stop_word_only_query_finds_nothing_by_keyword_and_still_answers_dense
     assert [h.doc_id for h in kb.search("the of and is to", mode="hybrid")] == ["mars"]
 
 
+def test_a_query_with_a_lone_surrogate_searches_as_if_it_were_the_replacement_character(tmp_path):
+    kb = _ingested(tmp_path)
+    assert [h.doc_id for h in kb.search("moons \ud800", mode="hybrid")] == ["mars"]
+
+
+def test_tool_call_arguments_given_as_a_json_object_are_kept_and_counted():
+    messages = _tool_call({"name": "lookup", "arguments": {"q": "mars"}})
+    result = ctxopt.optimize(messages, tier="free")
+    assert result.messages == messages
+    without = ctxopt.optimize(_tool_call({"name": "lookup", "arguments": {}}), tier="free")
+    assert result.report.tokens_after > without.report.tokens_after  # the arguments are counted
+
+
+def test_a_tool_output_of_json_nested_too_deeply_to_reindent_is_pruned_as_plain_lines():
+    from ctxopt.embed import HashEmbedder
+    from ctxopt.stages.prune_tool_output import PruneToolOutput
+
+    deep = "[" * 5000 + "]" * 5000  # parses, but re-indenting it recurses deeper than Python allows
+    messages = _tool_call({"name": "dump", "arguments": "{}"})
+    messages[1]["content"] = deep + "\n" + "\n".join(f"line {n} about moons" for n in range(300))
+    stage = PruneToolOutput(when="always", max_tokens=100, embedder=HashEmbedder())
+    result = Pipeline(stages=[stage]).optimize(messages, tier="free")
+    assert "omitted" in result.messages[1]["content"] and result.report.tokens_after <= result.report.budget
+
+
 def test_an_empty_query_searches_without_error(tmp_path):
     kb = _ingested(tmp_path)
     assert kb.search("", mode="keyword") == []
@@ -322,7 +422,53 @@ CLI_ERRORS: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("tune a missing curve", lambda p: ["tune", "--curve", str(p / "none.json"), "--out", str(p / "t.toml")]),
     ("tune a curve that is not JSON", lambda p: ["tune", "--curve", str(_write(p / "c.json", "{")),
                                                  "--out", str(p / "t.toml")]),
+    # issue 11: files too deep, numbers too long, text that is not Unicode, arguments that are not UTF-8
+    ("optimize a JSON file nested 100,000 deep", lambda p: ["optimize", str(_write(p / "m.json", _DEEP_JSON))]),
+    ("optimize a 5,000-digit integer", lambda p: ["optimize", str(_write(
+        p / "m.json", '[{"role": "user", "content": "x", "n": ' + "9" * 5000 + "}]"))]),
+    ("optimize a lone surrogate escape", lambda p: ["optimize", str(_write(
+        p / "m.json", '[{"role": "user", "content": "bad \\ud800 text"}]'))]),
+    ("optimize an Anthropic-shaped request", lambda p: ["optimize", str(_write(p / "m.json", json.dumps(
+        {"system": "Be brief.", "messages": [{"role": "user", "content": "Hi"}]})))]),
+    ("optimize a --query that is not UTF-8", lambda p: ["optimize", str(_write(p / "m.json", "[]")),
+                                                       "--query", b"\xff\xfe".decode("utf-8", "surrogateescape")]),
+    ("ingest a JSONL text with a lone surrogate escape", lambda p: ["ingest", str(_write(p / "d.jsonl", _SURROGATE_JSONL)),
+                                                                   *_store(p)]),
+    ("ingest a JSONL line nested 100,000 deep", lambda p: ["ingest", str(_write(p / "d.jsonl", _DEEP_JSONL)),
+                                                          *_store(p)]),
+    ("ingest a JSONL line with a 5,000-digit integer", lambda p: ["ingest", str(_write(p / "d.jsonl", _LONG_INT_JSONL)),
+                                                                 *_store(p)]),
+    ("ingest into a store path that is a file", lambda p: ["ingest", str(_write(p / "d.md", "# A\ntext")), "--path",
+                                                          str(_write(p / "kb", "")), "--cache", "none"]),
+    ("search for a query that is not UTF-8", lambda p: ["search", b"moons \xff".decode("utf-8", "surrogateescape"),
+                                                       *_store(p)]),
+    ("tiers a file with a 5,000-digit limit", lambda p: ["tiers", "--tiers", str(_write(
+        p / "t.toml", "[free]\nlimit = " + "9" * 5000 + "\n"))]),
+    ("tiers a file nested 100,000 deep", lambda p: ["tiers", "--tiers", str(_write(p / "t.toml", _deep_toml()))]),
+    ("report an accounting file nested 100,000 deep", lambda p: ["report", str(_write(p / "u.json", _DEEP_JSON))]),
+    ("tune a curve nested 100,000 deep", lambda p: ["tune", "--curve", str(_write(p / "c.json", _DEEP_JSON)),
+                                                   "--out", str(p / "t.toml")]),
+    # output paths are checked before any work
+    ("tune --out into a folder that does not exist", lambda p: ["tune", "--curve", _curve(p), "--out",
+                                                               str(p / "new" / "t.toml")]),
+    ("tune --out a folder", lambda p: ["tune", "--curve", _curve(p), "--out", str(p)]),
+    ("tune --plot into a folder that does not exist", lambda p: ["tune", "--curve", _curve(p), "--out",
+                                                                str(p / "t.toml"), "--plot", str(p / "new" / "t.png")]),
+    ("bench --out a file", lambda p: ["bench", "overhead", "--out", str(_write(p / "results", ""))]),
+    ("bench --quick over full results", lambda p: ["bench", "overhead", "--quick", "--out", _full_results(p)]),
 ]
+
+_DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+def _curve(tmp_path: Path) -> str:
+    points = [{"budget": b, "recall": r, "tokens": b, "full_tokens": 9000} for b, r in ((500, 0.7), (1000, 0.9))]
+    return str(_write(tmp_path / "curve.json", json.dumps({"curve": points})))
+
+
+def _full_results(tmp_path: Path) -> str:
+    _write(tmp_path / "suite.json", json.dumps({"quick": False, "benchmarks": {"overhead": {"seconds": 60}}}))
+    return str(tmp_path)
 
 
 def _store(tmp_path: Path) -> list[str]:
