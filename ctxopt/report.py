@@ -65,12 +65,27 @@ class Report:
                     cache_hits=self.cache_hits, cache_misses=self.cache_misses)
         return data
 
+    def _size_change(self) -> str:
+        """What happened to the prompt's size: the share kept when stages only cut; when a stage
+        added tokens (retrieval adds chunks), the tokens added and cut, so the line never shows a
+        share over 100% or a negative saving."""
+        deltas = [(s.tokens_out - s.tokens_in, "retrieved" in s.notes) for s in self.stages]
+        if all(d <= 0 for d, _ in deltas):
+            share = self.tokens_after / self.tokens_before if self.tokens_before else 1.0
+            return f"{share:.0%} kept"
+        retrieved = sum(d for d, by_retrieval in deltas if d > 0 and by_retrieval)
+        other = sum(d for d, by_retrieval in deltas if d > 0 and not by_retrieval)
+        cut = -sum(d for d, _ in deltas if d < 0)
+        parts = [f"added {retrieved} retrieved tokens"] if retrieved else []
+        parts += [f"added {other} {'other ' if retrieved else ''}tokens"] if other else []
+        parts += [f"cut {cut}"] if cut else []
+        return ", ".join(parts)
+
     def __str__(self) -> str:
-        share = self.tokens_after / self.tokens_before if self.tokens_before else 1.0
+        money = f"saved ${self.cost_saved:.6f}" if self.cost_saved >= 0 else f"costs ${-self.cost_saved:.6f} more"
         lines = [
-            f"tier {self.tier}: {self.tokens_before} -> {self.tokens_after} tokens "
-            f"({share:.0%} kept, budget {self.budget}), saved ${self.cost_saved:.6f} at "
-            f"${self.price_per_1k}/1k ({self.model}), {self.seconds * 1000:.1f} ms",
+            f"tier {self.tier}: {self.tokens_before} -> {self.tokens_after} tokens ({self._size_change()}, budget "
+            f"{self.budget}), {money} at ${self.price_per_1k}/1k ({self.model}), {self.seconds * 1000:.1f} ms",
         ]
         if self.counting and self.counting != "cl100k_base":
             lines.append(f"  counted in {self.counting}")

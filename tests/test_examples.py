@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,6 @@ def test_example_runs_offline_and_exits_0(script: Path, tmp_path: Path):
         pytest.fail(f"{script.name} took over {TIMEOUT_SECONDS} s; examples must stay quick to try")
     assert done.returncode == 0, f"{script.name} exited {done.returncode}:\n{done.stderr[-3000:]}"
     assert done.stdout.strip(), f"{script.name} printed nothing; an example should show its result"
+    # a report line never shows a share over 100% or a negative saving (retrieval adds tokens)
+    assert all(int(share) <= 100 for share in re.findall(r"(\d+)% kept", done.stdout)), done.stdout
+    assert "saved $-" not in done.stdout, done.stdout
