@@ -11,6 +11,10 @@ default extractive summariser keeps who said what, when.
 Rules: protected items are never summarised and stay where they are; a tool-call unit is
 summarised whole or not at all; the summary text never exceeds ``max_tokens`` (nor the tier's
 summary cap) — counted, and cut at a sentence boundary when a summariser returns too much.
+No turn moves across a message that is not a turn: a system message in mid-conversation (a
+hand-off, new instructions) splits the old turns into segments, each summarised on its own
+(rolling in steps, as above) into a summary that takes the place of its first turn; the token
+target is shared equally between the summaries.
 With ``keep_turns=True`` the old turns are left in place next to the summary, for a fit that
 keeps the relevant ones verbatim (after ``prune_history`` scored them): pruning plus summary.
 
@@ -32,7 +36,7 @@ from typing import Any, ClassVar
 
 from ctxopt.errors import ConfigError
 from ctxopt.stages.base import require_whole
-from ctxopt.stages.prune_history import history_units
+from ctxopt.stages.prune_history import HISTORY_KINDS, history_units
 from ctxopt.summarizers import ExtractiveSummarizer, fit_to_tokens
 from ctxopt.tokens import Tokenizer
 from ctxopt.types import Context, Item
@@ -82,27 +86,36 @@ class Summarize:
         # Units with a protected member are never summarised; they also end the summarisable run,
         # so the summary never reorders around them.
         first_protected = next((k for k, u in enumerate(old) if any(items[n].protected for n in u)), len(old))
-        old = old[:first_protected]
-        boundary = len(old) // self.step * self.step
+        runs = [seg[:len(seg) // self.step * self.step] for seg in _segments(items, old[:first_protected])]
+        runs = [run for run in runs if run]
         counter = context.counter()
-        target = self._target(context, counter)
-        if boundary == 0 or target <= 0:
+        target = self._target(context, counter) // max(1, len(runs))
+        if not runs or target <= 0:
             return context
-        lines = ["\n".join(turn_line(items[n]) for n in u) for u in old[:boundary]]
-        text, hit = self._rolling(lines, target, counter)
-        summarised = {n for u in old[:boundary] for n in u}
-        summary = Item(id=f"summary:{_digest(lines)[:12]}", kind="summary", text=text, score=math.inf,
-                       metadata={"turns": boundary, "source_ids": [items[n].id for n in sorted(summarised)]})
-        first = min(summarised)
+        summaries: dict[int, Item] = {}  # position of a run's first turn -> the run's summary
+        summarised: set[int] = set()
+        tokens, hits = 0, []
+        for run in runs:
+            lines = ["\n".join(turn_line(items[n]) for n in u) for u in run]
+            text, hit = self._rolling(lines, target, counter)
+            positions = sorted(n for u in run for n in u)
+            summaries[positions[0]] = Item(
+                id=f"summary:{_digest(lines)[:12]}", kind="summary", text=text, score=math.inf,
+                metadata={"turns": len(run), "source_ids": [items[n].id for n in positions]})
+            summarised.update(positions)
+            tokens += counter.count(text)
+            hits.append(hit)
         out: list[Item] = []
         for n, item in enumerate(items):
-            if n == first:
-                out.append(summary)
+            if n in summaries:
+                out.append(summaries[n])
             if n not in summarised or self.keep_turns:
                 out.append(item)
-        return context.replace(items=out).note(
-            turns_summarised=boundary, summary_tokens=counter.count(text),
-            summary_cached=hit)
+        notes: dict[str, Any] = {"turns_summarised": sum(len(run) for run in runs), "summary_tokens": tokens,
+                                 "summary_cached": all(hits)}
+        if len(runs) > 1:
+            notes["summaries"] = len(runs)
+        return context.replace(items=out).note(**notes)
 
     def _target(self, context: Context, tokenizer: Tokenizer) -> int:
         """Summary text tokens: ``max_tokens``, lowered to fit the tier's summary cap if there is one."""
@@ -134,6 +147,19 @@ class Summarize:
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
         return text, False
+
+
+def _segments(items: tuple[Item, ...], units: list[list[int]]) -> list[list[list[int]]]:
+    """``units`` (history units in prompt order) split wherever an item that is not a history turn
+    (a system message, a retrieved chunk, an earlier summary) sits between two of them."""
+    segments: list[list[list[int]]] = []
+    end = None
+    for unit in units:
+        if end is None or any(items[n].kind not in HISTORY_KINDS for n in range(end + 1, min(unit))):
+            segments.append([])
+        segments[-1].append(unit)
+        end = max(unit)
+    return segments
 
 
 def _digest(lines: list[str]) -> str:

@@ -109,3 +109,62 @@ def test_the_openai_adapter_uses_the_chat_completions_shape():
 def test_a_summarizer_that_is_not_callable_is_refused():
     with pytest.raises(ConfigError, match="callable"):
         Summarize(summarizer="gpt-4o")
+
+
+# -- a system message in mid-conversation is a wall no turn crosses (issue 11) ---------------------
+
+def _system(n: int, text: str) -> Item:
+    return Item(id=f"s{n}", kind="system", text=text, protected=True)
+
+
+def _assert_no_turn_crossed_a_system_message(before: tuple[Item, ...], after: tuple[Item, ...]) -> None:
+    """Each turn (verbatim or inside a summary) stays between the same two system messages, and
+    the order of everything else is unchanged."""
+    def wall_of(items):  # item id -> the number of system messages before it
+        walls, seen = {}, 0
+        for item in items:
+            seen += item.kind == "system"
+            for source in (item.metadata.get("source_ids") or [item.id]):
+                walls[source] = seen
+        return walls
+
+    assert wall_of(after) == {k: v for k, v in wall_of(before).items() if k in wall_of(after)}
+    kept = [i.id for i in after if i.kind != "summary"]
+    assert kept == [i.id for i in before if i.id in set(kept)]
+
+
+def test_turns_after_a_mid_conversation_system_message_are_never_summarised_before_it():
+    items = (_system(0, "You are a support agent."), *turns(4), _system(1, "The user was handed to billing."),
+             *turns(12, start=4))
+    out = Summarize(keep_last=2, step=2, max_tokens=200).run(Context(query="q", items=items))
+    assert [i.kind for i in out.items][:4] == ["system", "summary", "system", "summary"]
+    first, second = out.items[1], out.items[3]
+    assert first.metadata["source_ids"] == ["t0", "t1", "t2", "t3"] and "trip 4" not in first.text
+    assert second.metadata["source_ids"] == [f"t{k}" for k in range(4, 14)]
+    assert out.notes["summaries"] == 2 and out.notes["turns_summarised"] == 14
+    _assert_no_turn_crossed_a_system_message(items, out.items)
+
+
+def test_the_summaries_of_several_segments_share_the_token_target():
+    items = (*turns(8), _system(0, "New instructions."), *turns(10, start=8))
+    out = Summarize(keep_last=2, step=4, max_tokens=120).run(Context(query="q", items=items))
+    summaries = [i for i in out.items if i.kind == "summary"]
+    counts = [get_tokenizer().count(s.text) for s in summaries]
+    assert len(counts) == 2 and all(0 < c <= 60 for c in counts) and sum(counts) == out.notes["summary_tokens"]
+
+
+@pytest.mark.slow
+def test_a_locomo_conversation_with_a_system_message_per_session_keeps_every_turn_in_its_session():
+    from ctxopt.bench.memory import load
+
+    items: list[Item] = []
+    for item in load(quick=True)[0]["items"]:  # a real 419-turn, 19-session LoCoMo chat
+        if not items or items[-1].metadata.get("date") != item.metadata["date"]:
+            items.append(_system(len(items), f"A new session starts on {item.metadata['date']}."))
+        items.append(item)
+    before = tuple(items)
+    for summarize in (Summarize(), Summarize(keep_turns=True, max_tokens=400)):
+        out = summarize.run(Context(query="What did Caroline research?", items=before))
+        assert out.notes["summaries"] > 1
+        _assert_no_turn_crossed_a_system_message(before, out.items)
+        assert sum(get_tokenizer().count(i.text) for i in out.items if i.kind == "summary") <= summarize.max_tokens
