@@ -94,9 +94,11 @@ def tokenizer_for(
     if family is not None:
         return get_tokenizer("o200k_base", margin=MARGINS[family], images=model)
     raise ConfigError(
-        f"ctxopt does not know how to count tokens for model {model!r}; give encoding='o200k_base' (or "
-        f"'{DEFAULT_ENCODING}') for a tiktoken encoding, or token_counter=<callable(text) -> int> for exact "
-        "counts of your own, and price_per_1k= for its input price (CLI: --encoding and --price)"
+        f"ctxopt does not know how to count tokens for model {model!r}",
+        hint=f"give encoding='o200k_base' (or '{DEFAULT_ENCODING}') for a tiktoken encoding, or "
+             "token_counter=<callable(text) -> int> for exact counts of your own, and price_per_1k= for its input price",
+        cli_hint=f"give --encoding o200k_base (or {DEFAULT_ENCODING}) to count it with a tiktoken encoding, and "
+                 "--price USD for its input price per 1k tokens (encoding and price_per_1k in a --pipeline file)",
     )
 
 
