@@ -27,6 +27,7 @@ from ctxopt.errors import ConfigError, InputError
 
 # Python refuses to turn longer digit strings into ints (CVE-2020-10735); JSON and TOML parsers hit it.
 MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+_PLAIN_KEYS = frozenset({"role", "content"})
 _JSON_TYPES = "str, number, true/false, null, list or object"
 # A lone surrogate can only enter decoded JSON through a \uD800-\uDFFF escape.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -36,10 +37,15 @@ def check_message(message: Mapping[str, Any], where: str) -> None:
     """InputError unless ``message``'s field values can be sent to a model: ``role`` and
     ``tool_call_id`` are strings, ``tool_calls`` is a list of objects each with a str ``id`` (and a
     ``function`` object with a str ``name`` when given), and every value is JSON (no bytes, dates,
-    sets, objects or cycles). ``content`` itself is checked where it is read."""
-    for key in ("role", "tool_call_id"):
-        if key in message and not isinstance(message[key], str):
-            raise InputError(f"{where} {key} must be a string, got {type(message[key]).__name__} {message[key]!r}")
+    sets, objects or cycles), content parts included."""
+    role = message.get("role")
+    if role is not None and not isinstance(role, str):  # a missing role is named where roles are read
+        raise InputError(f"{where} role must be a string, got {type(role).__name__} {role!r}")
+    if message.keys() <= _PLAIN_KEYS and isinstance(message.get("content"), str):  # most turns: done, fast
+        return
+    call_id = message.get("tool_call_id")
+    if call_id is not None and not isinstance(call_id, str):
+        raise InputError(f"{where} tool_call_id must be a string, got {type(call_id).__name__} {call_id!r}")
     tool_calls = message.get("tool_calls")
     if tool_calls is not None:
         _check_tool_calls(tool_calls, where)

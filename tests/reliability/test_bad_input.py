@@ -154,6 +154,8 @@ API_ERRORS: list[tuple[str, Call, type[CtxoptError], str]] = [
     ("message field a circular dict", lambda p: _field(_circular()), InputError, "circular"),
     ("message field nested 100,000 deep", lambda p: _field(_nested(100_000)), InputError, "nested too deeply"),
     ("message field a 5,000-digit integer", lambda p: _field(10**4999), InputError, "4300 digits"),
+    ("content part holding bytes", lambda p: ctxopt.optimize(
+        [{"role": "user", "content": [{"type": "text", "text": "x", "cache": b"\x00"}]}]), InputError, "holds bytes"),
     ("tool call arguments a Python object", lambda p: ctxopt.optimize(_tool_call({"name": "f", "arguments": object()})),
      InputError, "tool_calls"),
     ("tool call function a string", lambda p: ctxopt.optimize(_tool_call("f")), InputError, "'function'"),
