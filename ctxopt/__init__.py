@@ -20,6 +20,7 @@ from ctxopt.errors import (
 from ctxopt.integrations import last_report, optimized, wrap
 from ctxopt.pipeline import Pipeline, Result, optimize
 from ctxopt.report import Report, StageReport
+from ctxopt.requests import RequestResult, optimize_request
 from ctxopt.stages import STAGES, Fit, Stage, check_stage
 from ctxopt.tiers import DEFAULT_TIERS, Tier, dump_tiers, load_tiers
 from ctxopt.tokens import Tokenizer, get_tokenizer
@@ -41,6 +42,7 @@ __all__ = [
     "Item",
     "Pipeline",
     "Report",
+    "RequestResult",
     "Result",
     "STAGES",
     "Stage",
@@ -57,6 +59,7 @@ __all__ = [
     "last_report",
     "load_tiers",
     "optimize",
+    "optimize_request",
     "optimized",
     "wrap",
 ]

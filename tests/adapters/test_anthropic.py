@@ -1,0 +1,113 @@
+"""Anthropic Messages requests with the real anthropic SDK types, built offline."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+anthropic_types = pytest.importorskip("anthropic.types")
+
+import ctxopt  # noqa: E402
+from tests.adapters.conftest import LOG, TIGHT, anthropic_problems, block_type, field  # noqa: E402
+
+CACHED = {"type": "ephemeral"}
+
+
+def tool_round(n: int, output: str = LOG) -> list[dict]:
+    """One agent step as the SDK's tool loop builds it: response.content appended as the assistant
+    turn (SDK block objects), then the tool_result in the next user turn."""
+    return [
+        {"role": "assistant", "content": [
+            anthropic_types.TextBlock(type="text", text=f"Step {n}: searching the logs."),
+            anthropic_types.ToolUseBlock(type="tool_use", id=f"toolu_{n}", name="grep_logs", input={"query": "checkout"}),
+        ]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": output,
+                                      "cache_control": CACHED}]},
+    ]
+
+
+def request(*messages: dict, question: str = "Why did request r42 fail at checkout?") -> dict:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "system": [{"type": "text", "text": "You are the on-call agent for the shop.", "cache_control": CACHED}],
+        "tools": [{"name": "grep_logs", "description": "Search the service logs.",
+                   "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": question}]}, *messages],
+    }
+
+
+def test_a_request_that_fits_comes_back_identical_object_for_object():
+    given = request(*tool_round(1, "r42 checkout FAILED upstream timeout"),
+                    {"role": "assistant", "content": "The payments call timed out."},
+                    {"role": "user", "content": "Which service?"})
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert fitted == given
+    assert fitted["system"] is given["system"]
+    assert all(a is b for a, b in zip(fitted["messages"], given["messages"], strict=True))
+    assert report.tokens_after == report.tokens_before
+
+
+def test_dropped_history_leaves_a_request_the_api_accepts():
+    given = request(*[m for n in range(1, 6) for m in tool_round(n, LOG[:600])],
+                    {"role": "assistant", "content": "Request r42 timed out in payments."},
+                    {"role": "user", "content": "And which deploy caused it?"})
+    original = copy.deepcopy(given)
+    fitted, report = ctxopt.optimize_request(given, tier=TIGHT)
+    assert report.tokens_after <= TIGHT.budget < report.tokens_before
+    assert len(fitted["messages"]) < len(given["messages"])
+    assert anthropic_problems(fitted) == []
+    assert fitted["messages"][-1] is given["messages"][-1]  # the question survives, as given
+    assert fitted["system"] is given["system"]
+    assert given == original  # the caller's request is never edited
+
+
+def test_a_cut_tool_result_is_the_same_block_with_the_cut_text(cutting):
+    given = request(*tool_round(1))
+    fitted, _ = ctxopt.optimize_request(given, tier="pro", pipeline=cutting)
+    result = fitted["messages"][-1]["content"][0]
+    assert block_type(result) == "tool_result" and result["tool_use_id"] == "toolu_1"
+    assert result["cache_control"] == CACHED  # the breakpoint stays where the agent put it
+    assert "r42 checkout FAILED upstream timeout" in result["content"]
+    assert len(result["content"]) < len(LOG) / 3
+    assert "omitted" in result["content"]
+    # Everything else is the caller's own object.
+    assert all(a is b for a, b in zip(fitted["messages"][:-1], given["messages"][:-1], strict=True))
+    assert anthropic_problems(fitted) == []
+
+
+def test_retrieved_context_becomes_a_text_block_of_the_user_turn_not_the_system(adding):
+    given = request(*tool_round(1, "timeout"), {"role": "assistant", "content": "It timed out."},
+                    {"role": "user", "content": [{"type": "text", "text": "Why?", "cache_control": CACHED}]})
+    fitted, report = ctxopt.optimize_request(given, tier="pro", pipeline=adding)
+    assert fitted["system"] is given["system"]
+    last = fitted["messages"][-1]
+    assert last["role"] == "user"
+    assert "Runbook: checkout failures" in last["content"][0]["text"]
+    assert last["content"][1] is given["messages"][-1]["content"][0]  # the question's block, cache_control and all
+    assert all(a is b for a, b in zip(fitted["messages"][:-1], given["messages"][:-1], strict=True))
+    assert anthropic_problems(fitted) == []
+    assert report.stages[0].added == ("kb-runbook",)
+
+
+def test_a_string_system_prompt_and_string_contents_stay_strings():
+    given = {"model": "claude-haiku-4-5", "max_tokens": 64, "system": "Be brief.",
+             "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                          {"role": "user", "content": "Bye"}]}
+    fitted, _ = ctxopt.optimize_request(given, tier="free")
+    assert fitted == given and fitted["system"] == "Be brief."
+
+
+def test_a_system_role_inside_messages_is_a_clear_error():
+    with pytest.raises(ctxopt.InputError, match="system="):
+        ctxopt.optimize_request({"max_tokens": 5, "system": "x", "messages": [{"role": "system", "content": "x"}]},
+                                format="anthropic")
+
+
+def test_sdk_blocks_in_a_rebuilt_turn_are_kept_as_given(cutting):
+    given = request(*tool_round(1), *tool_round(2))
+    fitted, _ = ctxopt.optimize_request(given, tier="pro", pipeline=cutting)
+    assert field(fitted["messages"][1]["content"][1], "id") == "toolu_1"
+    assert fitted["messages"][1] is given["messages"][1]
+    assert anthropic_problems(fitted) == []
