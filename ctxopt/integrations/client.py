@@ -1,7 +1,7 @@
-"""``ctxopt.wrap(client)``: an OpenAI-compatible client whose chat calls are fitted to a tier.
+"""``ctxopt.wrap(client)``: a client whose model calls are fitted to a tier, in their own format.
 
 Real OpenAI usage (any client with ``client.chat.completions.create(messages=..., ...)`` works the
-same: Azure OpenAI, vLLM, Ollama, LiteLLM, OpenRouter through the ``openai`` SDK, or your own)::
+same: Azure OpenAI, vLLM, Ollama, OpenRouter through the ``openai`` SDK, or your own)::
 
     from openai import OpenAI
     import ctxopt
@@ -10,13 +10,19 @@ same: Azure OpenAI, vLLM, Ollama, LiteLLM, OpenRouter through the ``openai`` SDK
     response = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     print(response.ctxopt_report)       # or client.last_report
 
-Only ``chat.completions.create`` (and ``parse`` / ``stream``, also under ``with_raw_response`` /
-``with_streaming_response``, where the client has them) are changed:
-their ``messages`` are optimised, everything else is forwarded as given. Every other attribute of
-the client passes through untouched. An async client works the same with ``await``; its awaited
-calls (``create``, ``parse``, ``with_raw_response``) optimise in a worker thread, so the event loop
-keeps serving other tasks meanwhile. ``stream()`` and ``with_streaming_response`` hand back their
-context manager at once, so those still optimise on the calling thread, before returning it.
+What is optimised (each through its format's adapter, see :mod:`ctxopt.adapters`):
+
+* ``chat.completions.create`` / ``parse`` / ``stream``: ``messages=`` (OpenAI chat);
+* ``responses.create`` / ``parse`` / ``stream``: ``input=`` and ``instructions=`` (OpenAI Responses);
+* ``messages.create`` / ``stream`` of an Anthropic client: ``system=`` and ``messages=``;
+* ``completion`` / ``acompletion`` of the ``litellm`` module or a ``litellm.Router``: ``messages=``.
+
+The same methods under ``with_raw_response`` / ``with_streaming_response`` are optimised too; the
+call's other arguments are forwarded as given, and every other attribute of the client passes
+through untouched. An async client works the same with ``await``; its awaited calls optimise in a
+worker thread, so the event loop keeps serving other tasks meanwhile. ``stream()`` and
+``with_streaming_response`` hand back their context manager at once, so those still optimise on the
+calling thread, before returning it.
 """
 
 from __future__ import annotations
@@ -33,7 +39,12 @@ from ctxopt.pipeline import Pipeline
 from ctxopt.report import Report
 from ctxopt.tiers import Tier
 
-OPTIMISED_METHODS = ("create", "parse", "stream")  # the chat.completions methods taking messages=
+OPTIMISED_METHODS = ("create", "parse", "stream")  # the methods taking a request (those an endpoint has)
+# Client attributes that are endpoints taking a request, and the format of their requests.
+ENDPOINTS = {"responses": "openai_responses", "messages": "anthropic"}
+# Functions taking an OpenAI chat request directly: LiteLLM's module-level calls and Router methods.
+FUNCTIONS = ("completion", "acompletion")
+REQUEST_FIELD = {"openai_chat": "messages", "openai_responses": "input", "anthropic": "messages"}
 # The OpenAI SDK's views of the same methods returning the raw HTTP response or a streaming one.
 RESPONSE_VIEWS = ("with_raw_response", "with_streaming_response")
 REWRAPPED_METHODS = ("with_options", "copy")  # client methods returning a new, configured client
@@ -76,6 +87,10 @@ class WrappedClient(_Proxy):
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.__wrapped__, name)
+        if name in ENDPOINTS and callable(getattr(value, "create", None)):
+            return _Endpoint(value, self._ctxopt_runner, ENDPOINTS[name])
+        if name in FUNCTIONS and callable(value):
+            return _optimising(value, self._ctxopt_runner, "openai_chat")
         if name in REWRAPPED_METHODS and callable(value):
             runner = self._ctxopt_runner
 
@@ -92,24 +107,30 @@ class _Chat(_Proxy):
 
     @property
     def completions(self) -> Any:
-        return _Completions(self.__wrapped__.completions, self._ctxopt_runner)
+        return _Endpoint(self.__wrapped__.completions, self._ctxopt_runner, "openai_chat")
 
 
-class _Completions(_Proxy):
-    __slots__ = ()
+class _Endpoint(_Proxy):
+    """An endpoint whose request-taking methods are optimised in ``format``."""
+
+    __slots__ = ("_ctxopt_format",)
     offload = True  # async methods optimise in a worker thread
+
+    def __init__(self, target: Any, runner: Runner, format: str) -> None:
+        super().__init__(target, runner)
+        object.__setattr__(self, "_ctxopt_format", format)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.__wrapped__, name)
         if name in OPTIMISED_METHODS and callable(value):
-            return _optimising(value, self._ctxopt_runner, offload=self.offload)
+            return _optimising(value, self._ctxopt_runner, self._ctxopt_format, offload=self.offload)
         if name in RESPONSE_VIEWS:
-            view = _StreamingView if name == "with_streaming_response" else _Completions
-            return view(value, self._ctxopt_runner)
+            view = _StreamingView if name == "with_streaming_response" else _Endpoint
+            return view(value, self._ctxopt_runner, self._ctxopt_format)
         return value
 
 
-class _StreamingView(_Completions):
+class _StreamingView(_Endpoint):
     """``with_streaming_response``: the async SDK's methods here are plain functions wrapping the
     async ``create`` that return a context manager, not an awaitable, so they keep the direct path."""
 
@@ -117,11 +138,13 @@ class _StreamingView(_Completions):
     offload = False
 
 
-def _require_messages(method: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
-    if "messages" not in kwargs:
+def _require_request(method: Callable[..., Any], format: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    field = REQUEST_FIELD[format]
+    if field not in kwargs or args:
+        got = f"{len(args)} positional argument(s)" if args else f"no {field}= keyword argument"
         raise InputError(
-            f"{getattr(method, '__qualname__', 'create')}() got no messages= keyword argument; "
-            "a ctxopt-wrapped client needs the chat messages passed as messages=[...]"
+            f"{getattr(method, '__qualname__', 'create')}() got {got}; a ctxopt-wrapped client needs the call's "
+            f"arguments by keyword, its {'chat messages' if field == 'messages' else 'input'} as {field}=..."
         )
 
 
@@ -134,14 +157,14 @@ def _is_async(method: Callable[..., Any]) -> bool:
         return inspect.iscoroutinefunction(method)
 
 
-def _optimising(method: Callable[..., Any], runner: Runner, offload: bool = True) -> Callable[..., Any]:
+def _optimising(method: Callable[..., Any], runner: Runner, format: str, offload: bool = True) -> Callable[..., Any]:
     if offload and _is_async(method):
         @functools.wraps(method)
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            _require_messages(method, kwargs)
-            result = await runner.optimize_async(kwargs["messages"], kwargs)
-            kwargs["messages"] = result.messages
-            response = await method(*args, **kwargs)
+            _require_request(method, format, args, kwargs)
+            result = await runner.optimize_request_async(kwargs, format)
+            kwargs = dict(result.request)
+            response = await method(**kwargs)
             runner.record(result.report, kwargs)
             return attach(response, result.report)
 
@@ -149,10 +172,10 @@ def _optimising(method: Callable[..., Any], runner: Runner, offload: bool = True
 
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
-        _require_messages(method, kwargs)
-        result = runner.optimize(kwargs["messages"], kwargs)
-        kwargs["messages"] = result.messages
-        response = method(*args, **kwargs)
+        _require_request(method, format, args, kwargs)
+        result = runner.optimize_request(kwargs, format)
+        kwargs = dict(result.request)
+        response = method(**kwargs)
         # An awaitable from a method that is not (and does not wrap) a coroutine function: its
         # optimisation already ran above, on the calling thread; finish after it completes.
         if inspect.isawaitable(response):
@@ -182,7 +205,8 @@ def wrap(
     filters: Choice = None,
     on_report: Callable[[Report], Any] | None = None,
 ) -> WrappedClient:
-    """Wrap an OpenAI-compatible ``client`` so every chat call's ``messages`` fit ``tier``.
+    """Wrap ``client`` (OpenAI, Anthropic, the ``litellm`` module or any client of the same shape)
+    so every model call's prompt fits ``tier``; see the module docstring for the methods.
 
     ``tier``, ``query``, ``tenant`` and ``agent`` may be callables that receive the call's keyword
     arguments and return the value, e.g. ``tier=lambda call: plans[call["user"]]``. The request's

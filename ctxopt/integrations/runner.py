@@ -14,11 +14,12 @@ import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from ctxopt.errors import ConfigError
 from ctxopt.pipeline import Pipeline, Result
 from ctxopt.report import Report
+from ctxopt.requests import RequestResult, optimize_request
 from ctxopt.tiers import TIERS_ENV, Tier, load_tiers, resolve_tier
 
 REPORT_ATTRIBUTE = "ctxopt_report"
@@ -30,6 +31,7 @@ _KEEP = 32
 _owners = itertools.count(1)
 
 Choice = Any  # a value, or a callable(call: Mapping[str, Any]) -> value chosen per call
+Fitted = TypeVar("Fitted", Result, RequestResult)
 
 
 def last_report(owner: int | None = None) -> Report | None:
@@ -117,6 +119,21 @@ class Runner:
 
         return self._publish(await asyncio.to_thread(self._planned(call), messages))
 
+    def optimize_request(self, call: Mapping[str, Any], format: str) -> RequestResult:
+        """Fit a whole call (its keyword arguments, in ``format``); returns the call to make."""
+        return self._publish(self._planned_request(call, format)())
+
+    async def optimize_request_async(self, call: Mapping[str, Any], format: str) -> RequestResult:
+        """:meth:`optimize_request` in a worker thread, like :meth:`optimize_async`."""
+        import asyncio
+
+        return self._publish(await asyncio.to_thread(self._planned_request(call, format)))
+
+    def _planned_request(self, call: Mapping[str, Any], format: str) -> Callable[[], RequestResult]:
+        return functools.partial(optimize_request, call, format=format, tier=_choose(self.tier, call),
+                                 pipeline=self._pipeline(call.get("model")), tiers=self.tiers,
+                                 query=_choose(self.query, call), filters=_choose(self.filters, call))
+
     def _planned(self, call: Mapping[str, Any]) -> Callable[[Sequence[Mapping[str, Any]]], Result]:
         """The pipeline run for this call, its choices made here, in the caller's thread or task (the
         user's callables never move to a worker thread)."""
@@ -132,7 +149,7 @@ class Runner:
                                  response_format=call.get("response_format"),
                                  max_output_tokens=output)
 
-    def _publish(self, result: Result) -> Result:
+    def _publish(self, result: Fitted) -> Fitted:
         # In the caller's thread or task: a ContextVar set in a worker thread would not reach the task.
         _remember(self.owner, result.report)
         if self.on_report is not None:

@@ -32,10 +32,14 @@ class AddsContext:
         return context.replace(items=[*items[:-1], chunk, items[-1]])
 
 
-@pytest.fixture
-def cutting() -> ctxopt.Pipeline:
+def cutting_pipeline() -> ctxopt.Pipeline:
     """Cuts every tool result over 50 tokens to at most 40 (plumbing: a hash embedder scores)."""
     return ctxopt.Pipeline(stages=(PruneToolOutput(min_tokens=50, max_tokens=40, when="always", embedder=HashEmbedder()),))
+
+
+@pytest.fixture
+def cutting() -> ctxopt.Pipeline:
+    return cutting_pipeline()
 
 
 @pytest.fixture
