@@ -50,14 +50,18 @@ def optimize_request(
 
     ``request`` is a call's keyword arguments (OpenAI chat ``{'messages': ...}``, OpenAI Responses
     ``{'input': ...}``, Anthropic ``{'system': ..., 'messages': ...}``) or a LangChain / LlamaIndex
-    message list; ``format`` names one of ``ctxopt.adapters.FORMATS`` instead of detecting it. Pure
-    (no I/O beyond what the pipeline's own stages do); the request given is never modified.
+    message list; ``format`` names one of ``ctxopt.adapters.FORMATS`` instead of detecting it. The
+    request's model picks the tokenizer and price, and its tools, response format and output limit
+    (``max_tokens``, ``max_completion_tokens``, ``max_output_tokens``) are counted. Pure (no I/O
+    beyond what the pipeline's own stages do); the request given is never modified.
     """
     if pipeline is not None and not isinstance(pipeline, Pipeline):
         raise ConfigError(f"pipeline must be a ctxopt.Pipeline (e.g. Pipeline.from_config(...)), got {pipeline!r}")
     adapter = get_format(format) if format is not None else detect(request)
     parsed = adapter.parse(request)
-    result = (pipeline or Pipeline()).optimize(parsed.messages, tier, query, tiers=tiers, filters=filters)
+    result = (pipeline or Pipeline()).optimize(
+        parsed.messages, tier, query, tiers=tiers, filters=filters, model=parsed.model, tools=parsed.tools,
+        response_format=parsed.response_format, max_output_tokens=parsed.max_output_tokens)
     kept = kept_messages(parsed, result.context.items, result.messages)
     return RequestResult(request=adapter.build(request, parsed, kept), report=result.report, format=adapter.name,
                          result=result)

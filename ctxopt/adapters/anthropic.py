@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ctxopt.adapters.base import Kept, Parsed, as_json, plain, text_of, tool_call_ids
+from ctxopt.adapters.base import Kept, Parsed, as_json, plain, text_of, tool_call_ids, with_text
 from ctxopt.errors import InputError
 
 SYSTEM = -1  # the origin index of the system prompt's pieces
@@ -74,7 +74,7 @@ class Anthropic:
             for j, block in enumerate(blocks):
                 if block.get("type") == "tool_result":
                     sent.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id")),
-                                 "content": _result_text(block)})
+                                 "content": _result_content(block)})
                     origins.append((i, (j,)))
                 else:
                     parts.append(_part(block))
@@ -169,11 +169,10 @@ def _assistant(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     return message
 
 
-def _result_text(block: Mapping[str, Any]) -> str:
+def _result_content(block: Mapping[str, Any]) -> Any:
+    """A tool result's content: its string, or its blocks as parts (an image counts as an image)."""
     content = block.get("content", "")
-    if isinstance(content, str):
-        return content
-    return "\n".join(_block_text(plain(b)) for b in content)
+    return content if isinstance(content, str) else [_part(plain(b)) for b in content]
 
 
 def _part(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,14 +232,15 @@ def _rebuilt(content: Any, block_ids: tuple[int, ...], k: Kept) -> list[Any]:
     text = text_of(k.message.get("content"))
     blocks = [plain(originals[j]) for j in block_ids]
     if k.message.get("role") == "tool":
-        return [{**blocks[0], "content": text}]
+        content = blocks[0].get("content")
+        return [{**blocks[0], "content": text if isinstance(content, str) or not content else with_text(content, text)}]
     if k.message.get("role") == "assistant":
         calls = tool_call_ids(k.message)
         kept = [originals[j] for j, b in zip(block_ids, blocks) if (b.get("type") == "tool_use" and str(b.get("id")) in calls)
                 or b.get("type") in ("thinking", "redacted_thinking")]
         return ([{"type": "text", "text": text}] if text else []) + kept
     # A user turn whose text changed: its non-text blocks (images, documents) stay, the text is new.
-    return [originals[j] for j, b in zip(block_ids, blocks) if b.get("type") != "text"] + [{"type": "text", "text": text}]
+    return with_text([originals[j] for j in block_ids], text)
 
 
 def _merged(turns: list[tuple[str, int | None, list[Any]]], originals: Sequence[Any]) -> list[Any]:

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ctxopt.errors import InputError
+from ctxopt.types import parts_text
 
 _INPUT_ID = re.compile(r"m(\d+)")
 
@@ -95,12 +96,29 @@ def plain(value: Any) -> Any:
 
 
 def text_of(content: Any) -> str:
-    """The text of OpenAI message content: a string, or the text parts of a list joined by newlines."""
+    """The text of OpenAI message content as the pipeline's stages see it: a string, or the text
+    parts of a list, one per line."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text")
+    return parts_text(content)
+
+
+def with_text(blocks: Sequence[Any], text: str, kind: str = "text") -> list[Any]:
+    """``blocks`` with ``text`` in place of their text: the first text block keeps its place and its
+    other fields (``cache_control``), later text blocks go, other blocks (images) stay as given."""
+    out: list[Any] = []
+    placed = False
+    for block in blocks:
+        view = plain(block)
+        if view.get("type") == kind:
+            if not placed:
+                out.append({**view, "text": text})
+                placed = True
+            continue
+        out.append(block)
+    return out if placed else [{"type": kind, "text": text}, *out]
 
 
 def as_json(value: Any) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ctxopt.adapters.base import Kept, Parsed, as_json, plain, text_of, tool_call_ids
+from ctxopt.adapters.base import Kept, Parsed, as_json, plain, text_of, tool_call_ids, with_text
 from ctxopt.errors import InputError
 
 INSTRUCTIONS = -1  # the origin of the system message made from instructions=
@@ -170,12 +170,12 @@ def _call(item: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": str(item["call_id"]), "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def _output_text(output: Any) -> str:
+def _output_text(output: Any) -> Any:
+    """A tool output: its string, or its parts as chat parts (an image counts as an image)."""
     if isinstance(output, str):
         return output
     if isinstance(output, Sequence):
-        return "\n".join(_part(plain(p)).get("text", "") if plain(p).get("type") in TEXT_PARTS else as_json(plain(p))
-                         for p in output)
+        return [_part(plain(p)) for p in output]
     return as_json(output)
 
 
@@ -205,6 +205,9 @@ def _rebuilt(items: Sequence[Any], origin: tuple[int, ...], k: Kept) -> list[Any
     originals = [(j, plain(items[j])) for j in origin]
     text = text_of(k.message.get("content"))
     if k.message.get("role") == "tool":
+        output = originals[-1][1].get("output")
+        if isinstance(output, Sequence) and not isinstance(output, str) and output:
+            return [{**originals[-1][1], "output": with_text(output, text, "input_text")}]
         return [{**originals[-1][1], "output": text}]
     if k.message.get("tool_calls") is not None or any("call_id" in item for _, item in originals):
         calls = tool_call_ids(k.message)

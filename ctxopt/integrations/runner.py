@@ -130,8 +130,9 @@ class Runner:
         return self._publish(await asyncio.to_thread(self._planned_request(call, format)))
 
     def _planned_request(self, call: Mapping[str, Any], format: str) -> Callable[[], RequestResult]:
+        # The format's adapter reads the model, tools, response format and output room from the call.
         return functools.partial(optimize_request, call, format=format, tier=_choose(self.tier, call),
-                                 pipeline=self._pipeline(call.get("model")), tiers=self.tiers,
+                                 pipeline=self._base, tiers=self.tiers,
                                  query=_choose(self.query, call), filters=_choose(self.filters, call))
 
     def _planned(self, call: Mapping[str, Any]) -> Callable[[Sequence[Mapping[str, Any]]], Result]:

@@ -3,7 +3,10 @@ each provider accepts (written from the providers' documented rules, not from ct
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import struct
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +20,19 @@ from ctxopt.types import Context, Item
 LOG = "\n".join(f"12:00:{n:02} INFO request_id=r{n} checkout ok latency={n * 7}ms" for n in range(60))
 LOG = LOG.replace("r42 checkout ok", "r42 checkout FAILED upstream timeout")
 TIGHT = ctxopt.Tier(700, reserve=100, name="tight")
+
+
+def png_base64(width: int, height: int) -> str:
+    """A real (black) PNG of that size, base64: image counting reads its size from the header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"".join(b"\x00" + b"\x00" * (width * 3) for _ in range(height)))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")).decode()
+
+
+PNG = png_base64(1024, 768)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +49,8 @@ class AddsContext:
 
 
 def cutting_pipeline() -> ctxopt.Pipeline:
-    """Cuts every tool result over 50 tokens to at most 40 (plumbing: a hash embedder scores)."""
-    return ctxopt.Pipeline(stages=(PruneToolOutput(min_tokens=50, max_tokens=40, when="always", embedder=HashEmbedder()),))
+    """Cuts every tool result over 50 tokens to at most 100 (plumbing: a hash embedder scores)."""
+    return ctxopt.Pipeline(stages=(PruneToolOutput(min_tokens=50, max_tokens=100, when="always", embedder=HashEmbedder()),))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 anthropic_types = pytest.importorskip("anthropic.types")
 
 import ctxopt  # noqa: E402
-from tests.adapters.conftest import LOG, TIGHT, anthropic_problems, block_type, field  # noqa: E402
+from tests.adapters.conftest import LOG, PNG, TIGHT, anthropic_problems, block_type, field  # noqa: E402
 
 CACHED = {"type": "ephemeral"}
 
@@ -30,7 +30,7 @@ def tool_round(n: int, output: str = LOG) -> list[dict]:
 def request(*messages: dict, question: str = "Why did request r42 fail at checkout?") -> dict:
     return {
         "model": "claude-sonnet-4-5",
-        "max_tokens": 1024,
+        "max_tokens": 100,
         "system": [{"type": "text", "text": "You are the on-call agent for the shop.", "cache_control": CACHED}],
         "tools": [{"name": "grep_logs", "description": "Search the service logs.",
                    "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}],
@@ -111,3 +111,43 @@ def test_sdk_blocks_in_a_rebuilt_turn_are_kept_as_given(cutting):
     assert field(fitted["messages"][1]["content"][1], "id") == "toolu_1"
     assert fitted["messages"][1] is given["messages"][1]
     assert anthropic_problems(fitted) == []
+def test_the_tools_of_the_request_are_counted():
+    given = request(*tool_round(1, "timeout"))
+    bare = {k: v for k, v in given.items() if k != "tools"}
+    _, with_tools = ctxopt.optimize_request(given, tier="pro")
+    _, without = ctxopt.optimize_request(bare, tier="pro")
+    assert with_tools.tokens_before > without.tokens_before
+
+
+
+
+def test_image_blocks_and_cache_control_come_back_as_given_and_the_image_is_counted():
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    question = {"type": "text", "text": "What does this dashboard show?", "cache_control": CACHED}
+    given = request({"role": "assistant", "content": "Checking."}, {"role": "user", "content": [image, question]})
+    without = request({"role": "assistant", "content": "Checking."}, {"role": "user", "content": [question]})
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert fitted["messages"][-1] is given["messages"][-1] and fitted["messages"][-1]["content"][1]["cache_control"] == CACHED
+    # 1024 x 768 on Claude: about width * height / 750 tokens (1,049), on top of the text.
+    assert ctxopt.optimize_request(without, tier="pro").report.tokens_before + 1000 < report.tokens_before
+
+
+def test_a_tool_result_with_image_content_survives_a_tight_fit():
+    shot = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png_small()}}
+    look = anthropic_types.ToolUseBlock(type="tool_use", id="toolu_9", name="grep_logs", input={"query": "screenshot"})
+    given = request(*[m for n in range(1, 4) for m in tool_round(n, LOG[:600])],
+                    {"role": "assistant", "content": "Request r42 timed out."},
+                    {"role": "user", "content": "Check the status page."},
+                    {"role": "assistant", "content": [look]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9",
+                                                  "content": [{"type": "text", "text": "the screen:"}, shot]}]})
+    fitted, report = ctxopt.optimize_request(given, tier=TIGHT)
+    assert report.tokens_after <= TIGHT.budget < report.tokens_before
+    assert all(a is b for a, b in zip(fitted["messages"][-3:], given["messages"][-3:], strict=True))  # the turn in progress
+    assert anthropic_problems(fitted) == []
+
+
+def png_small() -> str:
+    from tests.adapters.conftest import png_base64
+
+    return png_base64(64, 64)

@@ -7,7 +7,7 @@ import pytest
 messages = pytest.importorskip("langchain_core.messages")
 
 import ctxopt  # noqa: E402
-from tests.adapters.conftest import LOG, TIGHT, openai_chat_problems  # noqa: E402
+from tests.adapters.conftest import LOG, PNG, TIGHT, openai_chat_problems  # noqa: E402
 
 CACHED = {"type": "ephemeral"}
 
@@ -56,3 +56,11 @@ def test_retrieved_context_is_a_system_message(adding):
     given = [*conversation(1, "timeout"), messages.HumanMessage("Why?")]
     fitted, _ = ctxopt.optimize_request(given, tier="pro", pipeline=adding)
     assert isinstance(fitted[-2], messages.SystemMessage) and "Runbook" in fitted[-2].content
+
+
+def test_an_image_part_comes_back_as_given():
+    shot = messages.HumanMessage(content=[{"type": "text", "text": "And this dashboard?"},
+                                          {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}])
+    given = [*conversation(1, "ok"), shot]
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert fitted[-1] is shot and report.tokens_before > 765

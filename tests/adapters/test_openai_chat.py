@@ -7,7 +7,7 @@ import pytest
 chat = pytest.importorskip("openai.types.chat")
 
 import ctxopt  # noqa: E402
-from tests.adapters.conftest import LOG, TIGHT, openai_chat_problems  # noqa: E402
+from tests.adapters.conftest import LOG, PNG, TIGHT, openai_chat_problems  # noqa: E402
 
 
 def sdk_assistant(n: int) -> object:
@@ -64,3 +64,14 @@ def test_other_request_fields_pass_through_untouched():
     given = {"model": "gpt-4o", "messages": conversation(0), "temperature": 0.1, "user": "u1", "stream": True}
     fitted, _ = ctxopt.optimize_request(given, tier="pro")
     assert {k: v for k, v in fitted.items() if k != "messages"} == {k: v for k, v in given.items() if k != "messages"}
+
+
+def test_content_parts_with_images_and_cache_control_come_back_as_given():
+    parts = [{"type": "text", "text": "What does this dashboard show?", "cache_control": {"type": "ephemeral"}},
+             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "high"}}]
+    given = {"model": "gpt-4o", "messages": [*conversation(1, "ok"), {"role": "user", "content": parts}]}
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert fitted["messages"][-1] is given["messages"][-1]
+    text_only = {"model": "gpt-4o", "messages": [*conversation(1, "ok"), {"role": "user", "content": parts[:1]}]}
+    # 1024 x 768 at detail high on gpt-4o: 85 + 170 x 4 tiles = 765 tokens.
+    assert report.tokens_before - ctxopt.optimize_request(text_only, tier="pro").report.tokens_before >= 765

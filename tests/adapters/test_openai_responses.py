@@ -9,7 +9,7 @@ import pytest
 responses = pytest.importorskip("openai.types.responses")
 
 import ctxopt  # noqa: E402
-from tests.adapters.conftest import LOG, TIGHT, field, responses_problems  # noqa: E402
+from tests.adapters.conftest import LOG, PNG, TIGHT, field, responses_problems  # noqa: E402
 
 
 def step(n: int, output: str = LOG) -> list:
@@ -73,3 +73,19 @@ def test_retrieved_context_is_a_system_message_where_the_pipeline_put_it(adding)
     fitted, _ = ctxopt.optimize_request(given, tier="pro", pipeline=adding)
     assert fitted["input"][-2]["role"] == "system" and "Runbook" in fitted["input"][-2]["content"]
     assert fitted["input"][-1] is given["input"][-1]
+
+
+def test_an_input_image_comes_back_as_given_and_is_counted():
+    image = {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "high"}
+    given = request(question="What does this dashboard show?")
+    given["input"][0]["content"].append(image)
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert fitted["input"][0] is given["input"][0]
+    assert report.tokens_before - ctxopt.optimize_request(request(question="What does this dashboard show?"),
+                                                          tier="pro").report.tokens_before >= 600
+
+
+def test_the_output_limit_of_the_request_is_the_reserve():
+    given = {**request(*step(1, LOG[:600])), "max_output_tokens": 700}
+    with pytest.raises(ctxopt.BudgetError, match="700 output tokens"):
+        ctxopt.optimize_request(given, tier=TIGHT)

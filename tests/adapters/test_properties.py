@@ -69,7 +69,7 @@ def responses_request(script: list, end: str) -> dict:
 
 
 FORMATS = {
-    "anthropic": (anthropic_request, lambda r: anthropic_problems(r), "messages"),
+    "anthropic": (anthropic_request, anthropic_problems, "messages"),
     "openai_chat": (chat_request, lambda r: openai_chat_problems(r["messages"]), "messages"),
     "openai_responses": (responses_request, lambda r: responses_problems(r["input"]), "input"),
 }

@@ -48,7 +48,7 @@ def test_an_unknown_shape_is_a_clear_error_listing_every_format():
 
 
 def test_a_plain_text_request_gives_the_same_fit_read_as_either_format():
-    request = {"model": "x", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"},
+    request = {"model": "gpt-4o", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"},
                                                            {"role": "assistant", "content": "Hello"},
                                                            {"role": "user", "content": "Bye"}]}
     as_chat = ctxopt.optimize_request(request, tier="free", format="openai_chat")
