@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ctxopt.errors import InputError
@@ -75,6 +75,15 @@ def kept_messages(parsed: Parsed, items: Sequence[Any], messages: Sequence[dict[
         changed = index is None or _changed(parsed.messages[index], message)
         kept.append(Kept(index=index, changed=changed, kind=item.kind, message=message))
     return kept
+
+
+def one_to_one(originals: Sequence[Any], kept: Sequence[Kept], changed: Callable[[Any, Kept], Any],
+               added: Callable[[Kept], Any]) -> list[Any]:
+    """The fitted list for a format whose messages map one to one onto chat messages: the original
+    object when unchanged, ``changed(original, kept)`` when a stage changed it, ``added(kept)`` when
+    a stage added it."""
+    return [added(k) if k.index is None else changed(originals[k.index], k) if k.changed else originals[k.index]
+            for k in kept]
 
 
 def _changed(sent: Mapping[str, Any], fitted: Mapping[str, Any]) -> bool:

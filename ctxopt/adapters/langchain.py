@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ctxopt.adapters.base import Kept, Parsed, text_of, tool_call_ids
+from ctxopt.adapters.base import Kept, Parsed, one_to_one, text_of, tool_call_ids
 
 
 def is_langchain_message(value: Any) -> bool:
@@ -36,24 +36,17 @@ class LangChain:
     def build(self, request: Any, parsed: Parsed, kept: Sequence[Kept]) -> Any:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-        out: list[Any] = []
-        for k in kept:
-            text = text_of(k.message.get("content"))
-            if k.index is not None and not k.changed:
-                out.append(request[k.index])
-            elif k.index is not None:
-                original = request[k.index]
-                update: dict[str, Any] = {"content": text}
-                if isinstance(original, AIMessage):
-                    calls = tool_call_ids(k.message)
-                    update["tool_calls"] = [c for c in original.tool_calls if str(c.get("id")) in calls]
-                out.append(original.model_copy(update=update))
-            elif k.message.get("role") == "tool":
-                out.append(ToolMessage(content=text, tool_call_id=str(k.message.get("tool_call_id"))))
-            elif k.message.get("role") == "assistant":
-                out.append(AIMessage(content=text))
-            elif k.message.get("role") == "user":
-                out.append(HumanMessage(content=text))
-            else:
-                out.append(SystemMessage(content=text))
-        return out
+        def changed(original: Any, k: Kept) -> Any:
+            update: dict[str, Any] = {"content": text_of(k.message.get("content"))}
+            if isinstance(original, AIMessage):
+                calls = tool_call_ids(k.message)
+                update["tool_calls"] = [c for c in original.tool_calls if str(c.get("id")) in calls]
+            return original.model_copy(update=update)
+
+        def added(k: Kept) -> Any:
+            text, role = text_of(k.message.get("content")), k.message.get("role")
+            if role == "tool":
+                return ToolMessage(content=text, tool_call_id=str(k.message.get("tool_call_id")))
+            return {"assistant": AIMessage, "user": HumanMessage}.get(str(role), SystemMessage)(content=text)
+
+        return one_to_one(request, kept, changed, added)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ctxopt.adapters.base import Kept, Parsed, as_json, plain, text_of, tool_call_ids
+from ctxopt.adapters.base import Kept, Parsed, as_json, one_to_one, plain, text_of, tool_call_ids
 
 ROLES = {"system": "system", "developer": "developer", "user": "user", "assistant": "assistant", "tool": "tool",
          "function": "tool", "chatbot": "assistant", "model": "assistant"}
@@ -36,25 +36,22 @@ class LlamaIndex:
     def build(self, request: Any, parsed: Parsed, kept: Sequence[Kept]) -> Any:
         from llama_index.core.llms import ChatMessage, TextBlock
 
-        out: list[Any] = []
-        for k in kept:
-            text = text_of(k.message.get("content"))
-            if k.index is not None and not k.changed:
-                out.append(request[k.index])
-            elif k.index is not None:
-                original = request[k.index]
-                calls = tool_call_ids(k.message)
-                blocks = [b for b in original.blocks
-                          if _type(b) not in ("text", "tool_call") or (_type(b) == "tool_call" and str(b.tool_call_id) in calls)]
-                extra = dict(original.additional_kwargs)
-                if "tool_calls" in extra:
-                    extra["tool_calls"] = [c for c in extra["tool_calls"] if str(plain(c).get("id")) in calls]
-                out.append(original.model_copy(update={"blocks": [TextBlock(text=text), *blocks], "additional_kwargs": extra}))
-            else:
-                role = k.message.get("role", "system")
-                extra = {"tool_call_id": k.message["tool_call_id"]} if role == "tool" else {}
-                out.append(ChatMessage(role=role, content=text, additional_kwargs=extra))
-        return out
+        def changed(original: Any, k: Kept) -> Any:
+            calls = tool_call_ids(k.message)
+            blocks = [b for b in original.blocks
+                      if _type(b) not in ("text", "tool_call") or (_type(b) == "tool_call" and str(b.tool_call_id) in calls)]
+            extra = dict(original.additional_kwargs)
+            if "tool_calls" in extra:
+                extra["tool_calls"] = [c for c in extra["tool_calls"] if str(plain(c).get("id")) in calls]
+            text = TextBlock(text=text_of(k.message.get("content")))
+            return original.model_copy(update={"blocks": [text, *blocks], "additional_kwargs": extra})
+
+        def added(k: Kept) -> Any:
+            role = k.message.get("role", "system")
+            extra = {"tool_call_id": k.message["tool_call_id"]} if role == "tool" else {}
+            return ChatMessage(role=role, content=text_of(k.message.get("content")), additional_kwargs=extra)
+
+        return one_to_one(request, kept, changed, added)
 
 
 def _type(block: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ctxopt.adapters.base import Kept, Parsed, plain
+from ctxopt.adapters.base import Kept, Parsed, one_to_one, plain
 from ctxopt.errors import InputError
 
 
@@ -38,7 +38,7 @@ class OpenAIChat:
 
     def build(self, request: Any, parsed: Parsed, kept: Sequence[Kept]) -> Any:
         originals = request["messages"] if isinstance(request, Mapping) else request
-        messages = [originals[k.index] if k.index is not None and not k.changed else k.message for k in kept]
+        messages = one_to_one(originals, kept, lambda _, k: k.message, lambda k: k.message)
         return {**request, "messages": messages} if isinstance(request, Mapping) else messages
 
 
