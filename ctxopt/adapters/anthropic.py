@@ -235,10 +235,11 @@ def _rebuilt(content: Any, block_ids: tuple[int, ...], k: Kept) -> list[Any]:
         content = blocks[0].get("content")
         return [{**blocks[0], "content": text if isinstance(content, str) or not content else with_text(content, text)}]
     if k.message.get("role") == "assistant":
+        # Only the answered calls stay (the pipeline removes unanswered ones); the text blocks stay
+        # as given unless a stage changed the text.
         calls = tool_call_ids(k.message)
-        kept = [originals[j] for j, b in zip(block_ids, blocks) if (b.get("type") == "tool_use" and str(b.get("id")) in calls)
-                or b.get("type") in ("thinking", "redacted_thinking")]
-        return ([{"type": "text", "text": text}] if text else []) + kept
+        kept = [originals[j] for j, b in zip(block_ids, blocks) if b.get("type") != "tool_use" or str(b.get("id")) in calls]
+        return kept if text == _assistant(blocks)["content"] else with_text(kept, text)
     # A user turn whose text changed: its non-text blocks (images, documents) stay, the text is new.
     return with_text([originals[j] for j in block_ids], text)
 

@@ -210,7 +210,11 @@ def _rebuilt(items: Sequence[Any], origin: tuple[int, ...], k: Kept) -> list[Any
             return [{**originals[-1][1], "output": with_text(output, text, "input_text")}]
         return [{**originals[-1][1], "output": text}]
     if k.message.get("tool_calls") is not None or any("call_id" in item for _, item in originals):
+        # Only the answered calls stay (the pipeline removes unanswered ones), with their reasoning:
+        # a reasoning item without the call it led to is rejected, so it goes with the last call.
         calls = tool_call_ids(k.message)
+        if not calls:
+            return []
         return [items[j] for j, item in originals if _kind(item) == "reasoning" or str(item.get("call_id")) in calls]
     j, item = originals[-1]
     reasoning = [items[i] for i, _ in originals[:-1]]

@@ -151,3 +151,17 @@ def png_small() -> str:
     from tests.adapters.conftest import png_base64
 
     return png_base64(64, 64)
+
+
+def test_an_unanswered_tool_use_and_an_orphan_result_are_repaired_into_a_valid_request():
+    ask = anthropic_types.ToolUseBlock(type="tool_use", id="toolu_lost", name="grep_logs", input={"query": "x"})
+    given = request({"role": "assistant", "content": [anthropic_types.TextBlock(type="text", text="Let me check."), ask]},
+                    {"role": "user", "content": "Never mind, what time is it?"},
+                    {"role": "assistant", "content": "Noon."},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_gone", "content": "stale"},
+                                                 {"type": "text", "text": "Thanks. And the deploy?"}]})
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert anthropic_problems(fitted) == []
+    assert fitted["messages"][1]["content"] == [given["messages"][1]["content"][0]]  # the text stays, the call goes
+    assert fitted["messages"][-1]["content"] == [given["messages"][-1]["content"][1]]
+    assert len(report.repairs) == 2

@@ -89,3 +89,14 @@ def test_the_output_limit_of_the_request_is_the_reserve():
     given = {**request(*step(1, LOG[:600])), "max_output_tokens": 700}
     with pytest.raises(ctxopt.BudgetError, match="700 output tokens"):
         ctxopt.optimize_request(given, tier=TIGHT)
+
+
+def test_an_unanswered_call_and_an_orphan_output_are_repaired_into_a_valid_request():
+    lost = responses.ResponseFunctionToolCall(type="function_call", call_id="call_lost", name="grep_logs", arguments="{}")
+    given = request(*step(1, "r42 FAILED"), lost, {"role": "user", "content": "Never mind. Which deploy?"},
+                    {"type": "function_call_output", "call_id": "call_gone", "output": "stale"})
+    fitted, report = ctxopt.optimize_request(given, tier="pro")
+    assert responses_problems(fitted["input"]) == []
+    assert [field(i, "call_id") for i in fitted["input"] if field(i, "call_id")] == ["call_1", "call_1"]
+    assert fitted["input"][-1] is given["input"][-2]
+    assert len(report.repairs) == 2
