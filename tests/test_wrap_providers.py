@@ -187,6 +187,7 @@ def test_wrapped_async_anthropic_and_its_stream(upstream):
     assert anthropic_problems(sent) == [] and report is not None and report.tokens_after <= TIGHT.budget
 
 
+@pytest.mark.filterwarnings("ignore:Item.*ReadOnly:UserWarning")  # litellm's own TypedDicts, at import
 def test_wrapped_litellm_completion_sends_the_fitted_messages(upstream, monkeypatch):
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price list at import
     litellm = pytest.importorskip("litellm")
