@@ -41,6 +41,7 @@ class Upstream(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.bodies: list[tuple[str, dict]] = []
+        self.headers: list[dict[str, str]] = []
 
     @property
     def url(self) -> str:
@@ -56,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append((self.path, body))
+        self.server.headers.append(dict(self.headers))
         if self.path.endswith("/messages") and body.get("stream"):
             self._reply("text/event-stream", "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in MESSAGES_STREAM))
             return
@@ -167,6 +169,17 @@ def test_wrapped_anthropic_drops_history_into_a_request_the_api_accepts(upstream
     assert response.ctxopt_report.tokens_after <= TIGHT.budget < response.ctxopt_report.tokens_before
     assert anthropic_problems(sent) == [] and len(sent["messages"]) < 12
     assert sent["messages"][-1] == {"role": "user", "content": "Which deploy caused it?"}
+
+
+def test_wrapped_anthropic_beta_messages_are_fitted_too(upstream):
+    anthropic = pytest.importorskip("anthropic")
+    client = ctxopt.wrap(anthropic.Anthropic(base_url=upstream.url, api_key="test", max_retries=0), tier=TIGHT)
+    response = client.beta.messages.create(**anthropic_request(5, LOG[:600]), betas=["context-1m-2025-08-07"])
+    sent = upstream.last("/v1/messages")
+    assert upstream.headers[-1]["anthropic-beta"] == "context-1m-2025-08-07"
+    assert response.ctxopt_report.tokens_after <= TIGHT.budget < response.ctxopt_report.tokens_before
+    assert anthropic_problems(sent) == []
+    assert client.beta.models is client.__wrapped__.beta.models  # the rest of beta passes through
 
 
 def test_wrapped_async_anthropic_and_its_stream(upstream):

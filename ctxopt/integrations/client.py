@@ -14,7 +14,8 @@ What is optimised (each through its format's adapter, see :mod:`ctxopt.adapters`
 
 * ``chat.completions.create`` / ``parse`` / ``stream``: ``messages=`` (OpenAI chat);
 * ``responses.create`` / ``parse`` / ``stream``: ``input=`` and ``instructions=`` (OpenAI Responses);
-* ``messages.create`` / ``stream`` of an Anthropic client: ``system=`` and ``messages=``;
+* ``messages.create`` / ``stream`` (and ``beta.messages``) of an Anthropic client: ``system=`` and
+  ``messages=``;
 * ``completion`` / ``acompletion`` of the ``litellm`` module or a ``litellm.Router``: ``messages=``.
 
 The same methods under ``with_raw_response`` / ``with_streaming_response`` are optimised too; the
@@ -89,6 +90,8 @@ class WrappedClient(_Proxy):
         value = getattr(self.__wrapped__, name)
         if name in ENDPOINTS and callable(getattr(value, "create", None)):
             return _Endpoint(value, self._ctxopt_runner, ENDPOINTS[name])
+        if name == "beta" and callable(getattr(getattr(value, "messages", None), "create", None)):
+            return _Beta(value, self._ctxopt_runner)  # Anthropic's beta.messages (beta features, same shape)
         if name in FUNCTIONS and callable(value):
             return _optimising(value, self._ctxopt_runner, "openai_chat")
         if name in REWRAPPED_METHODS and callable(value):
@@ -108,6 +111,14 @@ class _Chat(_Proxy):
     @property
     def completions(self) -> Any:
         return _Endpoint(self.__wrapped__.completions, self._ctxopt_runner, "openai_chat")
+
+
+class _Beta(_Proxy):
+    __slots__ = ()
+
+    @property
+    def messages(self) -> Any:
+        return _Endpoint(self.__wrapped__.messages, self._ctxopt_runner, "anthropic")
 
 
 class _Endpoint(_Proxy):
