@@ -55,3 +55,20 @@ def test_retrieved_context_is_a_system_message(adding):
     given = [*conversation(1, "timeout"), llms.ChatMessage(role="user", content="Why?")]
     fitted, _ = ctxopt.optimize_request(given, tier="pro", pipeline=adding)
     assert fitted[-2].role.value == "system" and "Runbook" in fitted[-2].content
+
+
+def test_openai_style_tool_calls_in_additional_kwargs_are_paired_too():
+    from openai.types.chat.chat_completion_message_function_tool_call import ChatCompletionMessageFunctionToolCall, Function
+
+    history = [llms.ChatMessage(role="user", content="Why did request r42 fail?")]
+    for n in range(1, 6):
+        call = ChatCompletionMessageFunctionToolCall(id=f"call_{n}", type="function",
+                                                     function=Function(name="grep_logs", arguments="{}"))
+        history += [llms.ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [call]}),
+                    llms.ChatMessage(role="tool", content=LOG[:600], additional_kwargs={"tool_call_id": f"call_{n}"})]
+    history.append(llms.ChatMessage(role="user", content="Which deploy?"))
+    fitted, report = ctxopt.optimize_request(history, tier=TIGHT)
+    asked = [c.id for m in fitted for c in m.additional_kwargs.get("tool_calls", [])]
+    answered = [m.additional_kwargs["tool_call_id"] for m in fitted if m.role.value == "tool"]
+    assert report.tokens_after <= TIGHT.budget and len(fitted) < len(history)
+    assert asked == answered and all(any(m is h for h in history) for m in fitted)  # kept ones as given

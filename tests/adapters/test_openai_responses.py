@@ -37,6 +37,14 @@ def test_items_that_fit_come_back_as_the_same_objects():
     assert all(a is b for a, b in zip(fitted["input"], given["input"], strict=True))
 
 
+def test_an_assistant_output_message_from_a_response_is_kept_as_given():
+    said = responses.ResponseOutputMessage(type="message", id="msg_1", role="assistant", status="completed", content=[
+        responses.ResponseOutputText(type="output_text", text="Request r42 timed out in payments.", annotations=[])])
+    given = request(*step(1, "r42 FAILED"), said, {"role": "user", "content": "Which deploy?"})
+    fitted, _ = ctxopt.optimize_request(given, tier="pro")
+    assert all(a is b for a, b in zip(fitted["input"], given["input"], strict=True))
+
+
 def test_a_string_input_stays_a_string():
     given = {"model": "gpt-5", "input": "Hi there", "instructions": "Be brief."}
     assert ctxopt.optimize_request(given, tier="free").request == given
