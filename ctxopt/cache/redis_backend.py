@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 
 from ctxopt.cache.base import BackendUnavailable
 
 KEY_PREFIX = "ctxopt:emb:"
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password replaced by ***, for messages and reprs."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL (its password hidden), or None if it can be used.
+
+    >>> url_problem("redis://cache:6379/0") is None
+    True
+    >>> url_problem("http://cache:6379/0")
+    "redis URL 'http://cache:6379/0' has scheme 'http'; use redis://host:port/db, rediss:// (TLS) or unix://path"
+    """
+    shown = hide_password(str(url))
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "unix":
+            _ = parts.port  # a port that is not a number in 0-65535 raises here
+    except (ValueError, TypeError, AttributeError) as exc:
+        return f"redis URL {shown!r} is invalid ({exc}); use redis://host:port/db"
+    if parts.scheme not in SCHEMES:
+        return (f"redis URL {shown!r} has scheme {parts.scheme!r}; "
+                "use redis://host:port/db, rediss:// (TLS) or unix://path")
+    if parts.scheme != "unix" and not re.fullmatch(r"/?\d*", parts.path):
+        # redis-py would quietly use database 0 here instead of the one meant
+        return f"redis URL {shown!r} names database {parts.path.lstrip('/')!r}; a database is a number: redis://host:port/0"
+    return None
 
 
 class RedisBackend:
@@ -33,19 +65,27 @@ class RedisBackend:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"RedisBackend({self.url!r})"
+        return f"RedisBackend({hide_password(self.url)!r})"
 
     def _connect(self):
+        # A mistyped URL degrades like an outage (the cache never fails a request), every time,
+        # with the reason: it will not fix itself.
+        problem = url_problem(self.url)
+        if problem:
+            raise BackendUnavailable(f"redis unavailable: {problem}")
         if time.monotonic() < self._down_until:
             raise BackendUnavailable(f"redis unavailable: {self._last_error} (retrying in a few seconds)")
         with self._lock:
             if self._client is None:
                 import redis
 
-                self._client = redis.Redis.from_url(
-                    self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                    retry_on_timeout=False, health_check_interval=0,
-                )
+                try:
+                    self._client = redis.Redis.from_url(
+                        self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                        retry_on_timeout=False, health_check_interval=0,
+                    )
+                except ValueError as exc:  # what url_problem does not catch, e.g. a bad query option
+                    raise self._failed(exc) from exc
         return self._client
 
     def _failed(self, exc: Exception) -> BackendUnavailable:

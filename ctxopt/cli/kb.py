@@ -34,6 +34,7 @@ def open_kb(args: argparse.Namespace, *, writes: bool = False, **options: Any):
     """The knowledge base the shared options name; ``writes`` checks first that an embedded
     store's folder can be written (or created)."""
     from ctxopt.cache.base import default_cache_dir
+    from ctxopt.cache.redis_backend import url_problem
     from ctxopt.embed.cache import get_cached_embedder
     from ctxopt.kb import KnowledgeBase
     from ctxopt.stores.qdrant import URL_ENV, open_store
@@ -45,6 +46,8 @@ def open_kb(args: argparse.Namespace, *, writes: bool = False, **options: Any):
         url = os.environ.get(URL_ENV) or None
         if url is None:
             path = str(default_cache_dir() / "qdrant")
+    if args.redis_url is not None and (problem := url_problem(args.redis_url)):
+        raise InputError(f"--redis-url: {problem}")
     embedder = get_cached_embedder(args.model, backend=args.cache, directory=args.cache_dir, redis_url=args.redis_url)
     return KnowledgeBase(args.kb, store=open_store(path=path, url=url), embedder=embedder, **options)
 

@@ -2,7 +2,10 @@
 
 Keys are a hash of the model id and the text. Only misses go to the model, in one batch. Vectors
 are stored compactly as float32 bytes behind a small header; an entry that does not decode (a
-truncated write, a different model's dimension, garbage) counts as a miss and is overwritten.
+truncated write, garbage, a length or dimension other than the model's) counts as a miss and is
+overwritten. The model's dimension is known from its own vectors once it has embedded something;
+before that, from a small record the cache keeps per model id, so a call whose texts all hit is
+checked without loading the model (only a cache that lacks the record asks the model).
 When the backend is unreachable (Redis down) the embedder computes everything itself and says so
 in ``stats.degraded``; the request never fails because of the cache.
 
@@ -69,6 +72,18 @@ def decode_vector(data: bytes, dim: int | None = None) -> np.ndarray | None:
     return vector if np.all(np.isfinite(vector)) else None
 
 
+def encode_dim(dim: int) -> bytes:
+    """The record of a model's dimension (a vector header with no vector)."""
+    return _HEADER.pack(MAGIC, dim)
+
+
+def decode_dim(data: bytes) -> int | None:
+    if not isinstance(data, bytes) or len(data) != _HEADER.size:
+        return None
+    magic, dim = _HEADER.unpack(data)
+    return dim if magic == MAGIC and dim > 0 else None
+
+
 class CachedEmbedder:
     """An :class:`~ctxopt.embed.base.Embedder` that looks each text up in a cache first.
 
@@ -91,6 +106,7 @@ class CachedEmbedder:
         self.hits = 0
         self.misses = 0
         self.model_calls = 0  # batches sent to the model
+        self._dim: int | None = None  # the model's dimension, once its vectors have shown it
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -110,21 +126,26 @@ class CachedEmbedder:
     def embed_with_stats(self, texts: Sequence[str]) -> tuple[np.ndarray, CacheStats]:
         texts = _check_texts(texts)
         keys = [cache_key(self.model_id, t) for t in texts]
-        found, degraded = self._lookup(keys)
-        dim = next(iter(found.values())).shape[0] if found else None
+        raw, degraded = self._lookup(keys)
+        recorded = decode_dim(raw.pop(self._dim_key, b""))
+        dim = self._dim or recorded
+        if dim is None and raw:  # entries, but no word on this model's dimension: ask the model once
+            dim = self._dim = int(self.embedder.dim)
+        found = {k: v for k, v in ((k, decode_vector(b, dim)) for k, b in raw.items()) if v is not None}
         missing = {k: t for k, t in zip(keys, texts) if k not in found}  # dict: duplicates embed once
         if missing:
-            vectors = self.embedder.embed(list(missing.values()))
-            with self._lock:
-                self.model_calls += 1
-            if dim is not None and vectors.shape[1] != dim:  # the cache held another shape: trust none of it
-                missing = dict(zip(keys, texts))
-                vectors = self.embedder.embed(list(missing.values()))
+            vectors = self._model(list(missing.values()))
+            if vectors.shape[1] != dim and found:  # the cache's record was of another model: trust none of it
+                found, missing = {}, dict(zip(keys, texts))
+                vectors = self._model(list(missing.values()))
             fresh = dict(zip(missing, vectors))
             found.update(fresh)
-            degraded = self._store({k: encode_vector(v) for k, v in fresh.items()}) or degraded
+            entries = {k: encode_vector(v) for k, v in fresh.items()}
+            if recorded != vectors.shape[1]:
+                entries[self._dim_key] = encode_dim(vectors.shape[1])
+            degraded = self._store(entries) or degraded
         if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32), CacheStats(degraded=degraded)
+            return np.zeros((0, self._dim or self.dim), dtype=np.float32), CacheStats(degraded=degraded)
         out = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
         stats = CacheStats(hits=len(texts) - sum(1 for k in keys if k in missing), misses=sum(1 for k in keys if k in missing),
                            degraded=degraded)
@@ -133,18 +154,24 @@ class CachedEmbedder:
             self.misses += stats.misses
         return out, stats
 
-    def _lookup(self, keys: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
+    @property
+    def _dim_key(self) -> str:
+        return "dim:" + cache_key(self.model_id, "")
+
+    def _model(self, texts: list[str]) -> np.ndarray:
+        vectors = self.embedder.embed(texts)
+        with self._lock:
+            self.model_calls += 1
+            self._dim = int(vectors.shape[1])
+        return vectors
+
+    def _lookup(self, keys: list[str]) -> tuple[dict[str, bytes], str | None]:
         if self.backend is None or not keys:
             return {}, None
         try:
-            raw = self.backend.get_many(list(dict.fromkeys(keys)))
+            return self.backend.get_many([*dict.fromkeys(keys), self._dim_key]), None
         except BackendUnavailable as exc:
             return {}, str(exc)
-        found = {k: v for k, v in ((k, decode_vector(b)) for k, b in raw.items()) if v is not None}
-        dims = {v.shape[0] for v in found.values()}
-        if len(dims) > 1:  # mixed dimensions under one model id: trust none of them
-            return {}, None
-        return found, None
 
     def _store(self, entries: dict[str, bytes]) -> str | None:
         if self.backend is None or not entries:

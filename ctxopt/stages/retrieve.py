@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from ctxopt.cache.redis_backend import url_problem
 from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.stores.base import Fusion, check_filters, check_mode
 from ctxopt.stores.qdrant import DEFAULT_TIMEOUT, timed_out
@@ -83,6 +84,10 @@ class Retrieve:
             object.__setattr__(self, "timeout", float(self.timeout))  # TOML may give a whole number
         if self.path is not None and self.url is not None:
             raise ConfigError("retrieve: give path (embedded Qdrant) or url (Qdrant server), not both")
+        # A redis_url written into the stage's config is checked now, so a typo fails the pipeline's
+        # construction rather than silently running every request without the shared cache.
+        if self.redis_url is not None and (problem := url_problem(self.redis_url)):
+            raise ConfigError(f"retrieve: {problem}")
         if self.filters is not None:
             object.__setattr__(self, "filters", dict(self.filters))
         # validate now, not on the first request; TOML gives the weights as a list of numbers
