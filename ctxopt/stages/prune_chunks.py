@@ -122,7 +122,7 @@ class PruneChunks:
             retrieved_tokens_kept=kept_tokens, retrieved_tokens_total=all_tokens, **notes)
 
     def score(self, query: str, chunks: list[Item], sentences: list[_Sentence]
-              ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Each sentence's combined relevance to ``query``, the sentence vectors, and cache notes."""
         titles = [str(c.metadata.get("title") or "") for c in chunks]
         chunk_texts = [f"{t}: {c.text}" if t else c.text for t, c in zip(titles, chunks)]

@@ -73,7 +73,7 @@ class PruneHistory:
         recent = units[len(units) - self.keep_last:] if self.keep_last else []
         scored = [u for u in units[:len(units) - len(recent)] if not any(items[n].protected for n in u)]
         unit_score: dict[str, float] = {}
-        notes: dict[str, int] = {}
+        notes: dict[str, Any] = {}
         if scored:
             texts = [" ".join(items[n].text for n in u if items[n].text) for u in scored]
             scores, notes = self.score(context.query, texts)
@@ -96,7 +96,7 @@ class PruneHistory:
             out, dropped = self._cut(out, scored, self.max_tokens, context.counter())
         return context.replace(items=out).note(turns_scored=len(scored), turns_dropped=dropped, **notes)
 
-    def score(self, query: str, texts: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    def score(self, query: str, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
         """Combined relevance of each text to ``query``: embedding similarity and keyword overlap."""
         matrix, notes = embed(resolve_embedder(self.embedder), [query, *texts])
         similarity = matrix[1:] @ matrix[0]

@@ -5,7 +5,9 @@ Stages take an optional ``embedder`` field; ``None`` means the process-wide cach
 loads a model. In front of it sits an in-process LRU of vectors
 keyed by (model id, text): a growing conversation re-sends the same old turns every request, and a
 dict lookup is far cheaper than even a disk-cache read. Each call embeds every distinct text at
-most once, in one batch, and returns the counts the report sums (``cache_hits``/``cache_misses``).
+most once, in one batch, and returns the notes the report shows (``cache_hits``/``cache_misses``,
+and ``cache_degraded`` when the embedding cache could not be used, so a request that recomputes
+embeddings because the cache is down or corrupt says so, as retrieve and ingest do).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def resolve_embedder(embedder: Any = None) -> Any:
     return get_cached_embedder()
 
 
-def embed(embedder: Any, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """One row per text (duplicates share a row) and ``{"cache_hits": .., "cache_misses": ..}``.
+def embed(embedder: Any, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """One row per text (duplicates share a row) and the report notes: ``cache_hits``,
+    ``cache_misses`` and, when the embedder's cache failed, ``cache_degraded`` (why).
 
     Hits count texts served by the in-process LRU or the embedder's own cache; misses count texts
     the model had to embed.
@@ -48,12 +51,12 @@ def embed(embedder: Any, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, in
                 _lru.move_to_end((model_id, text))
                 found[text] = vector
     missing = [t for t in unique if t not in found]
-    hits, misses = len(found), 0
+    hits, misses, degraded = len(found), 0, None
     if missing:
         with_stats = getattr(embedder, "embed_with_stats", None)
         if with_stats is not None:
             vectors, stats = with_stats(missing)
-            hits, misses = hits + stats.hits, stats.misses
+            hits, misses, degraded = hits + stats.hits, stats.misses, stats.degraded
         else:
             vectors = embedder.embed(missing)
             misses = len(missing)
@@ -64,9 +67,12 @@ def embed(embedder: Any, texts: Sequence[str]) -> tuple[np.ndarray, dict[str, in
                 _lru[(model_id, text)] = vector
             while len(_lru) > LRU_SIZE:
                 _lru.popitem(last=False)
+    notes: dict[str, Any] = {"cache_hits": hits, "cache_misses": misses}
+    if degraded:
+        notes["cache_degraded"] = degraded
     if not texts:
-        return np.zeros((0, 0), dtype=np.float32), {"cache_hits": 0, "cache_misses": 0}
-    return np.stack([found[t] for t in texts]), {"cache_hits": hits, "cache_misses": misses}
+        return np.zeros((0, 0), dtype=np.float32), notes
+    return np.stack([found[t] for t in texts]), notes
 
 
 def clear_lru() -> None:
