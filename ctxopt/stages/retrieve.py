@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from ctxopt.cache.redis_backend import url_problem
 from ctxopt.errors import ConfigError, InputError, StoreError
-from ctxopt.stores.base import Fusion, check_filters, check_mode
+from ctxopt.stores.base import Fusion, check_filters, check_mode, filter_values
 from ctxopt.stores.qdrant import DEFAULT_TIMEOUT, timed_out
 from ctxopt.types import Context, Item
 
@@ -110,13 +110,19 @@ class Retrieve:
 
     def scope(self, context: Context) -> dict[str, Any] | None:
         """The stage's filters plus the request's (``context.filters``). A request can narrow what
-        the stage searches, never widen it: a field both set differently is an error, not a choice."""
+        the stage searches, never widen it: where both set a field, the request's values must all be
+        among the stage's (a stage's ``tenant=["a", "b"]`` narrows to a request's ``tenant="a"``);
+        a value outside them is an error, not a choice."""
         check_filters(context.filters)
         merged = dict(self.filters or {})
         for field, value in context.filters.items():
-            if field in merged and merged[field] != value:
-                raise InputError(f"request filter {field}={value!r} conflicts with the retrieve stage's "
-                                 f"{field}={merged[field]!r}; drop one of them")
+            if field in merged:
+                allowed = filter_values(merged[field])
+                outside = [v for v in filter_values(value) if v not in allowed]
+                if outside:
+                    raise InputError(f"request filter {field}={value!r} conflicts with the retrieve stage's "
+                                     f"{field}={merged[field]!r}: {outside[0]!r} is not among the stage's values, "
+                                     "and a request can narrow a stage's filter, never widen it; drop one of them")
             merged[field] = value
         return merged or None
 

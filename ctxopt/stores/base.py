@@ -87,6 +87,17 @@ def check_mode(mode: str) -> None:
         raise ConfigError(f"search mode {mode!r} is unknown; choose from {', '.join(MODES)}")
 
 
+def filter_values(value: Any) -> list[str]:
+    """The values a filter field matches: a str is one value, a list (or tuple, set) any of its values.
+
+    >>> filter_values("acme"), filter_values(["acme", "globex"])
+    (['acme'], ['acme', 'globex'])
+    """
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
 def check_filters(filters: Mapping[str, Any] | None) -> None:
     if filters is not None and not isinstance(filters, Mapping):
         raise ConfigError(f"filters are a dict of field -> value, e.g. {{'tenant': 'acme'}}; got {filters!r} "
@@ -94,6 +105,13 @@ def check_filters(filters: Mapping[str, Any] | None) -> None:
     unknown = sorted(set(filters or {}) - set(FILTER_FIELDS))
     if unknown:
         raise ConfigError(f"cannot filter on {', '.join(unknown)}; filter fields: {', '.join(FILTER_FIELDS)}")
+    for field, value in (filters or {}).items():
+        values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        for v in values:
+            if not isinstance(v, (str, int)) or isinstance(v, bool):
+                # str() would make None or a dict a value no document has: a filter silently matching nothing
+                raise ConfigError(f"filter {field}={value!r}: a filter value is a str or a list of str "
+                                  f"(any of them), got {type(v).__name__}")
 
 
 @runtime_checkable

@@ -195,3 +195,22 @@ def test_a_refused_connection_is_not_reported_as_a_timeout():
     out = Retrieve(kb="x", url="http://127.0.0.1:9", mode="keyword", on_error="continue", timeout=0.5).run(
         Context.from_messages(MESSAGES))
     assert "cannot reach Qdrant" in out.notes["retrieval_error"] and "timed out" not in out.notes["retrieval_error"]
+
+
+def test_a_request_can_narrow_a_stage_filter_that_is_a_list(kb_path):
+    from ctxopt import InputError
+
+    stage = Retrieve(kb="space", path=kb_path, filters={"tenant": ["bakery", "astro"]})
+    assert stage.scope(Context.from_messages(MESSAGES, filters={"tenant": "bakery"})) == {"tenant": "bakery"}
+    assert stage.scope(Context.from_messages(MESSAGES, filters={"tenant": ["astro"]})) == {"tenant": ["astro"]}
+    assert stage.scope(Context.from_messages(MESSAGES, filters={"tenant": ["astro", "bakery"]})) == \
+        {"tenant": ["astro", "bakery"]}
+    assert Retrieve(kb="space", path=kb_path, filters={"tenant": "bakery"}).scope(
+        Context.from_messages(MESSAGES, filters={"tenant": ["bakery"]})) == {"tenant": ["bakery"]}
+    with pytest.raises(InputError, match=r"request filter tenant=\['bakery', 'chemists'\] conflicts .* 'chemists' is not"):
+        stage.scope(Context.from_messages(MESSAGES, filters={"tenant": ["bakery", "chemists"]}))
+    with pytest.raises(InputError, match="conflicts with the retrieve stage's tenant=\\['bakery', 'astro'\\]"):
+        stage.scope(Context.from_messages(MESSAGES, filters={"tenant": "chemists"}))
+    question = [{"role": "user", "content": "How does sourdough bread rise with yeast?"}]
+    narrowed = Pipeline(stages=[stage]).optimize(question, filters={"tenant": "bakery"})
+    assert [i.metadata["doc_id"] for i in narrowed.context.items if i.kind == "retrieved"] == ["bread"]
