@@ -182,16 +182,22 @@ class KnowledgeBase:
     def _settings(self) -> dict[str, Any]:
         return {"chunk_tokens": self.chunk_tokens, "overlap": self.overlap, "model": self.embedder.model_id}
 
-    def ingest(self, documents: Iterable[Document], *, prune: bool = False, progress: bool = True) -> IngestSummary:
-        """Add new and changed ``documents``; with ``prune``, drop documents not given."""
-        return self._update(documents, remove=None, prune=prune, progress=progress)
+    def ingest(self, documents: Iterable[Document], *, prune: bool = False, allow_empty: bool = False,
+               progress: bool = True) -> IngestSummary:
+        """Add new and changed ``documents``; with ``prune``, drop documents not given.
+
+        An ingest that was given no document never prunes (a wrong path or a folder of files no
+        reader reads would otherwise empty the base): it raises InputError and changes nothing,
+        unless ``allow_empty=True`` says to empty the knowledge base on purpose.
+        """
+        return self._update(documents, remove=None, prune=prune, progress=progress, allow_empty=allow_empty)
 
     def delete(self, doc_ids: Sequence[str], *, progress: bool = False) -> IngestSummary:
         """A new version without the documents ``doc_ids``."""
         return self._update([], remove=set(doc_ids), prune=False, progress=progress)
 
     def _update(self, documents: Iterable[Document], *, remove: set[str] | None, prune: bool,
-                progress: bool) -> IngestSummary:
+                progress: bool, allow_empty: bool = False) -> IngestSummary:
         started = time.perf_counter()
         if isinstance(documents, (str, bytes)):
             raise InputError("ingest() takes an iterable of Document objects, got a str; wrap text as "
@@ -211,6 +217,10 @@ class KnowledgeBase:
         if current is not None:
             for payload, _ in self.store.scroll(current):
                 old_hashes[str(payload.get("doc_id"))] = str(payload.get("content_hash"))
+        if prune and not docs and old_hashes and not allow_empty:
+            raise InputError(f"this ingest read no document, so pruning would remove all {len(old_hashes)} documents "
+                             f"of knowledge base {self.name!r}; nothing was changed. Check what was read, or pass "
+                             "allow_empty=True to empty the knowledge base on purpose")
         changed = [d for d in docs if old_hashes.get(d) != hashes[d]]
         removed = set(old_hashes) - set(docs) if prune else (remove or set()) & set(old_hashes)
         counts: dict[str, Any] = {"docs_seen": len(docs), "docs_added": sum(d not in old_hashes for d in changed),
@@ -242,10 +252,7 @@ class KnowledgeBase:
                              embed_seconds=embed_seconds, seconds=time.perf_counter() - started, **counts)
 
     def _chunk(self, doc: Document, content_hash: str) -> list[tuple[str, str, str, dict[str, Any]]]:
-        meta = dict(doc.metadata)
-        base = {"title": doc.title, "content_hash": content_hash,
-                "source": str(meta.pop("source", "")), "tenant": str(meta.pop("tenant", "")),
-                "tags": [str(t) for t in (meta.pop("tags", None) or [])], "metadata": meta}
+        base = {"title": doc.title, "content_hash": content_hash, **doc.filter_fields()}
         bodies = chunk_text(doc.text, max_tokens=self.chunk_tokens, overlap=self.overlap) or [""]
         # the title heads every chunk: it names what a chunk from the middle of a document is about
         return [(f"{doc.id}#{i}", f"{doc.title}\n\n{body}".strip() if doc.title else body, doc.id,

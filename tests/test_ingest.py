@@ -47,6 +47,55 @@ def test_a_bad_jsonl_line_names_the_file_and_line(tmp_path):
         list(read_documents(path))
 
 
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "a", "text": null}', r"d.jsonl:2: 'text' must be a string, got null"),
+    ('{"id": "a", "text": 5}', r"d.jsonl:2: 'text' must be a string, got a number"),
+    ('{"id": "a", "text": "x", "title": ["T"]}', r"d.jsonl:2: 'title' must be a string or null, got an array"),
+    ('{"id": {"n": 1}, "text": "x"}', r"d.jsonl:2: 'id' must be a string or a whole number, got an object"),
+    ('{"id": "a", "text": "x", "metadata": {"tenant": ["a", "b"]}}', r"d.jsonl:2: document 'a': tenant must be one"),
+])
+def test_a_jsonl_field_of_the_wrong_type_is_an_error_naming_file_and_line(tmp_path, line, message):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "ok", "text": "fine"}\n' + line + "\n")
+    with pytest.raises(InputError, match=message):
+        list(read_documents(path))
+
+
+def test_a_null_title_is_no_title_and_a_numeric_id_is_its_digits(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": 7, "text": "x", "title": null}\n')
+    assert [(d.id, d.title) for d in read_documents(path)] == [("7", "")]
+
+
+def test_a_string_of_tags_is_one_tag_not_its_letters():
+    kb = make_kb()
+    kb.ingest([Document(id="refunds", text="Refunds take five days.", metadata={"tags": "billing"}),
+               Document(id="ships", text="Parcels ship daily.", metadata={"tags": ["shipping", "ops"]})], progress=False)
+    assert [h.payload["tags"] for h in kb.search("refunds", k=1)] == [["billing"]]
+    assert [h.doc_id for h in kb.search("refunds parcels", k=5, filters={"tags": "billing"})] == ["refunds"]
+    assert kb.search("refunds parcels", k=5, filters={"tags": "b"}) == []
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"tenant": ["a", "b"]}, "tenant must be one str"),
+    ({"tenant": {"id": "a"}}, "tenant must be one str"),
+    ({"source": ["x.md"]}, "source must be one str"),
+    ({"tags": [["a"]]}, "tags must be a str"),
+    ({"tags": {"a": 1}}, "tags must be a str"),
+])
+def test_metadata_of_the_wrong_shape_is_an_error_not_a_literal_value(metadata, message):
+    with pytest.raises(InputError, match=message):
+        Document(id="d", text="x", metadata=metadata)
+
+
+def test_a_tenant_of_none_is_no_tenant_and_a_numeric_tenant_is_its_digits():
+    kb = make_kb()
+    kb.ingest([Document(id="a", text="shared doc", metadata={"tenant": None}),
+               Document(id="b", text="customer doc", metadata={"tenant": 42})], progress=False)
+    assert {h.doc_id: h.payload["tenant"] for h in kb.search("doc", k=5)} == {"a": "", "b": "42"}
+    assert [h.doc_id for h in kb.search("doc", k=5, filters={"tenant": 42})] == ["b"]
+
+
 def test_sentences_split_at_ends_and_blank_lines():
     assert split_sentences("One here. Two? Three!\n\nFour") == ["One here.", "Two?", "Three!", "Four"]
 
@@ -116,6 +165,20 @@ def test_deleted_documents_are_removed_by_delete_or_prune():
     assert "venus" not in {h.doc_id for h in kb.search("Venus hot", k=10)}
     pruned = kb.ingest(DOCS[:1], prune=True, progress=False)
     assert pruned.docs_removed == 1 and {h.doc_id for h in kb.search("moons tides", k=10)} == {"mars"}
+
+
+def test_a_prune_that_read_no_document_changes_nothing_unless_allowed_to_empty_the_base():
+    kb = make_kb()
+    kb.ingest(DOCS, progress=False)
+    before = kb.current()
+    with pytest.raises(InputError, match=r"read no document.*remove all 3 documents.*allow_empty=True"):
+        kb.ingest([], prune=True, progress=False)
+    with pytest.raises(InputError, match="read no document"):
+        kb.ingest(iter([]), prune=True, progress=False)
+    assert kb.current() == before and len(kb.search("moons tides hot", k=10)) == 3
+    emptied = kb.ingest([], prune=True, allow_empty=True, progress=False)
+    assert emptied.docs_removed == 3 and kb.search("moons tides hot", k=10) == []
+    assert make_kb().ingest([], prune=True, progress=False).docs_removed == 0  # nothing to lose: no error
 
 
 def test_rollback_serves_the_previous_version_again():

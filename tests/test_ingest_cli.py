@@ -53,3 +53,33 @@ def test_a_bad_filter_exits_2(cli, capsys):
     main(["ingest", str(docs), *store, "--no-progress"])
     assert main(["search", "x", *store, "--filter", "tenant"]) == 2
     assert "FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_a_prune_that_reads_no_document_exits_2_names_the_skipped_files_and_keeps_the_base(cli, tmp_path, capsys):
+    docs, store = cli
+    assert main(["ingest", str(docs), *store, "--no-progress"]) == 0
+    other = tmp_path / "exports"
+    other.mkdir()
+    (other / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (other / "prices.xlsx").write_bytes(b"PK\x03\x04")
+    capsys.readouterr()
+    assert main(["ingest", str(other), *store, "--prune", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "logo.png" in err and "prices.xlsx" in err and "--allow-empty" in err
+    assert main(["search", "moons of Mars", *store, "--json"]) == 0
+    assert "mars.md" in capsys.readouterr().out  # nothing was pruned
+    assert main(["ingest", str(other), *store, "--prune", "--allow-empty", "--no-progress", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["docs_removed"] == 2 and "logo.png" in out.err
+
+
+def test_files_no_reader_reads_are_named_on_stderr_and_in_the_json(cli, capsys):
+    docs, store = cli
+    (docs / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (docs / ".git").mkdir()
+    (docs / ".git" / "HEAD").write_text("ref: refs/heads/main")  # hidden: never a document, never reported
+    assert main(["ingest", str(docs), *store, "--no-progress", "--json"]) == 0
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert summary["docs_seen"] == 2 and summary["files_skipped"] == [str(docs / "diagram.png")]
+    assert "skipped 1 file no reader reads" in out.err and "diagram.png" in out.err and "HEAD" not in out.err
