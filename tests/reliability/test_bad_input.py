@@ -130,6 +130,33 @@ API_ERRORS: list[tuple[str, Call, type[CtxoptError], str]] = [
     ("read a JSONL line without text", lambda p: list(_read(_write(p / "d.jsonl", '{"id": "a"}\n'))),
      InputError, "'text'"),
     ("read a JSONL array", lambda p: list(_read(_write(p / "d.jsonl", '[1, 2]\n'))), InputError, "object"),
+    ("read a JSONL text null", lambda p: list(_read(_write(p / "d.jsonl", '{"id": "a", "text": null}\n'))),
+     InputError, "d.jsonl:1: 'text' must be a string, got null"),
+    ("read a JSONL title that is an object", lambda p: list(_read(_write(p / "d.jsonl", '{"id": "a", "text": "x", '
+                                                                        '"title": {}}\n'))), InputError, "'title'"),
+    ("read a JSONL tenant that is a list", lambda p: list(_read(_write(
+        p / "d.jsonl", '{"id": "a", "text": "x", "metadata": {"tenant": ["a", "b"]}}\n'))), InputError, "d.jsonl:1"),
+    ("read a folder holding a file no reader reads", lambda p: list(_read(_folder(p, "logo.png"))), InputError,
+     "logo.png"),
+    ("document tenant a list", lambda p: _doc(id="a", text="x", metadata={"tenant": ["a", "b"]}), InputError,
+     "tenant must be one str"),
+    ("document tenant a dict", lambda p: _doc(id="a", text="x", metadata={"tenant": {"id": 1}}), InputError, "tenant"),
+    ("document tags a list of lists", lambda p: _doc(id="a", text="x", metadata={"tags": [["a"]]}), InputError, "tags"),
+    ("document source a list", lambda p: _doc(id="a", text="x", metadata={"source": ["a"]}), InputError, "source"),
+    ("prune with no document", lambda p: _ingested(p).ingest([], prune=True, progress=False), InputError,
+     "allow_empty=True"),
+    ("search filter value None", lambda p: _ingested(p).search("x", filters={"tenant": None}), ConfigError,
+     "filter value"),
+    ("search filter value a dict", lambda p: _ingested(p).search("x", filters={"tags": {"a": 1}}), ConfigError,
+     "filter value"),
+    ("request filter outside the stage's list", lambda p: _retrieve(filters={"tenant": ["a", "b"]}).scope(
+        Context.from_messages(HELLO, filters={"tenant": "c"})), InputError, "never widen"),
+    ("request filter list reaching outside the stage's", lambda p: _retrieve(filters={"tenant": ["a", "b"]}).scope(
+        Context.from_messages(HELLO, filters={"tenant": ["a", "c"]})), InputError, "'c' is not among"),
+    ("retrieve redis_url with an http scheme", lambda p: _retrieve(redis_url="http://cache:6379/0"), ConfigError,
+     "scheme 'http'"),
+    ("retrieve redis_url with a bad port", lambda p: _retrieve(redis_url="redis://cache:6379x/0"), ConfigError,
+     "port"),
     ("search mode unknown", lambda p: _kb(p).search("x", mode="fuzzy"), ConfigError, "choose from"),
     ("search filter field unknown", lambda p: _ingested(p).search("x", filters={"owner": "a"}), ConfigError,
      "filter"),
@@ -247,6 +274,14 @@ def _read(path: Path):
     from ctxopt.ingest import read_documents
 
     return read_documents(path)
+
+
+def _folder(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "folder"
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n" if name.endswith(".png") else b"x")
+    return folder
 
 
 def _ingested(tmp_path: Path):
@@ -387,6 +422,43 @@ def test_an_empty_query_searches_without_error(tmp_path):
     assert len(kb.search("", mode="dense")) == 1
 
 
+def test_a_string_of_tags_is_one_tag(tmp_path):
+    kb = _kb(tmp_path)
+    kb.ingest([_doc(id="refunds", text="Refunds take five days.", metadata={"tags": "billing"})], progress=False)
+    assert kb.search("refunds", k=1)[0].payload["tags"] == ["billing"]
+    assert kb.search("refunds", filters={"tags": "b"}) == []
+
+
+def test_a_mistyped_redis_url_in_the_environment_degrades_the_request_and_says_why(monkeypatch):
+    from ctxopt.embed import CachedEmbedder, HashEmbedder
+    from ctxopt.stages import PruneHistory
+
+    monkeypatch.setenv("CTXOPT_REDIS_URL", "redis://cache:63790x/0")
+    history = [{"role": "user", "content": f"turn {n} about invoices"} for n in range(8)]
+    result = Pipeline(stages=[PruneHistory(embedder=CachedEmbedder(HashEmbedder()))]).optimize(history, tier="free")
+    notes = dict(result.report.stages[0].notes)
+    assert result.messages and "port" in notes["cache_degraded"].lower()
+
+
+def test_a_cache_entry_of_the_wrong_dimension_is_recomputed(tmp_path):
+    import numpy as np
+
+    from ctxopt.cache import DiskBackend
+    from ctxopt.embed import CachedEmbedder, HashEmbedder
+    from ctxopt.embed.cache import cache_key, encode_vector
+
+    backend = DiskBackend(tmp_path / "cache")
+    backend.set_many({cache_key("hash-64", "q"): encode_vector(np.ones(8, dtype=np.float32))})
+    vectors, stats = CachedEmbedder(HashEmbedder(64), backend=backend).embed_with_stats(["q"])
+    assert vectors.shape == (1, 64) and stats.misses == 1
+    backend.close()
+
+
+def test_a_request_narrows_a_stage_filter_that_is_a_list():
+    scope = _retrieve(filters={"tenant": ["a", "b"]}).scope(Context.from_messages(HELLO, filters={"tenant": "a"}))
+    assert scope == {"tenant": "a"}
+
+
 # -- the command line: exit 2 and one line on stderr ---------------------------------------------
 
 CLI_ERRORS: list[tuple[str, Callable[[Path], list[str]]]] = [
@@ -416,6 +488,13 @@ CLI_ERRORS: list[tuple[str, Callable[[Path], list[str]]]] = [
                                                     *_store(p)]),
     ("ingest into a bad kb name", lambda p: ["ingest", str(_write(p / "d.md", "# A\ntext")), *_store(p),
                                              "--kb", "my kb"]),
+    ("ingest --prune of a folder no reader reads", lambda p: ["ingest", str(_folder(p, "a.png", "b.xlsx")), *_store(p),
+                                                           "--prune"]),
+    ("ingest --prune of an empty folder", lambda p: ["ingest", str(_folder(p)), *_store(p), "--prune"]),
+    ("ingest a JSONL text null", lambda p: ["ingest", str(_write(p / "d.jsonl", '{"id": "a", "text": null}\n')),
+                                            *_store(p)]),
+    ("ingest with a mistyped --redis-url", lambda p: ["ingest", str(_write(p / "d.md", "# A\ntext")), *_store(p),
+                                                      "--redis-url", "http://cache:6379/0"]),
     ("search a knowledge base that does not exist", lambda p: ["search", "moons", *_store(p), "--mode", "keyword"]),
     ("search with an unknown filter field", lambda p: ["search", "moons", *_store(p), "--filter", "owner=a"]),
     ("search with a filter without a value", lambda p: ["search", "moons", *_store(p), "--filter", "tenant"]),
