@@ -1,9 +1,11 @@
-"""Reading documents: JSONL records, plain-text and Markdown files, or a folder of them.
+"""Reading documents: JSONL records, text, Markdown, PDF, HTML and DOCX files, or a folder of them.
 
 A JSONL line is ``{"id": ..., "title": ..., "text": ..., "metadata": {...}}`` (BEIR's ``_id`` is
-accepted for ``id``; ``text`` must be a string, ``title`` a string or null). A .txt/.md file is one
-document whose id is its path relative to the folder given, and whose title is its first Markdown
-heading or its file name.
+accepted for ``id``; ``text`` must be a string, ``title`` a string or null). Any other file is one
+document whose id is its path relative to the folder given, with ``source`` the same path; its title
+is a .md file's first heading, a PDF's or DOCX's title property or an HTML page's ``<title>``, else
+the file name. PDF and HTML need the ``docs`` extra (``pip install 'ctxopt[docs]'``), see
+:mod:`ctxopt.ingest.formats`.
 
 In a folder, files and folders whose names start with "." (``.git``, ``.DS_Store``) are not read.
 A file no reader reads (an image, a spreadsheet) is an error naming it, unless the caller passes a
@@ -20,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ctxopt.errors import InputError
+from ctxopt.ingest.formats import FORMATS, read_file
 from ctxopt.validate import check_text, parse_json
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
-SUFFIXES = (".jsonl", *TEXT_SUFFIXES)
+SUFFIXES = (".jsonl", *TEXT_SUFFIXES, *FORMATS)
 # Metadata fields that retrieval filters on (ctxopt.stores.base.FILTER_FIELDS, less the document id).
 SINGLE_FIELDS = ("tenant", "source")
 
@@ -82,7 +85,7 @@ class Document:
 
 
 def read_documents(path: str | os.PathLike[str], *, skipped: list[str] | None = None) -> Iterator[Document]:
-    """The documents in a .jsonl, .txt or .md file, or in every such file under a folder.
+    """The documents in a file (.jsonl, .txt, .md, .pdf, .html, .docx), or in every such file under a folder.
 
     A file in the folder that no reader reads raises :class:`~ctxopt.errors.InputError` naming it,
     before anything is read; pass a list as ``skipped`` to go on without such files and get their
@@ -105,7 +108,7 @@ def read_documents(path: str | os.PathLike[str], *, skipped: list[str] | None = 
     elif path.is_file():
         yield from _read_file(path, root=path.parent)
     else:
-        raise InputError(f"no such file or directory: {str(path)!r}; give a .jsonl, .txt or .md file or a folder")
+        raise InputError(f"no such file or directory: {str(path)!r}; give a file ({', '.join(SUFFIXES)}) or a folder")
 
 
 def short_list(paths: list[str], most: int = 5) -> str:
@@ -117,12 +120,15 @@ def _read_file(file: Path, root: Path) -> Iterator[Document]:
     suffix = file.suffix.lower()
     if suffix == ".jsonl":
         yield from _read_jsonl(file)
-    elif suffix in TEXT_SUFFIXES:
-        text = file.read_text(encoding="utf-8", errors="replace")
-        heading = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
+    elif suffix in TEXT_SUFFIXES or suffix in FORMATS:
+        if suffix in FORMATS:
+            title, text = read_file(file)
+        else:
+            text = file.read_text(encoding="utf-8", errors="replace")
+            heading = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
+            title = heading.group(1) if heading else ""
         rel = file.relative_to(root).as_posix()
-        yield Document(id=rel, title=heading.group(1) if heading else file.stem, text=text,
-                       metadata={"source": rel})
+        yield Document(id=rel, title=title or file.stem, text=text, metadata={"source": rel})
     else:
         raise InputError(f"cannot read {str(file)!r}: supported files are {', '.join(SUFFIXES)}")
 

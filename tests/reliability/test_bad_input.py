@@ -21,6 +21,7 @@ from ctxopt import ConfigError, Context, CtxoptError, InputError, Pipeline, Stag
 from ctxopt.cli import main as cli_main
 
 HELLO = [{"role": "user", "content": "Hello"}]
+DOCS = Path(__file__).parents[1] / "fixtures" / "docs"
 MB = 1_000_000
 
 
@@ -138,6 +139,12 @@ API_ERRORS: list[tuple[str, Call, type[CtxoptError], str]] = [
         p / "d.jsonl", '{"id": "a", "text": "x", "metadata": {"tenant": ["a", "b"]}}\n'))), InputError, "d.jsonl:1"),
     ("read a folder holding a file no reader reads", lambda p: list(_read(_folder(p, "logo.png"))), InputError,
      "logo.png"),
+    ("read a PDF that is not one", lambda p: list(_read(_write(p / "d.pdf", b"%PDF-1.4"))), InputError,
+     "not a readable PDF"),
+    ("read a password-protected PDF", lambda p: list(_read(DOCS / "handbook-protected.pdf")), InputError,
+     "password-protected"),
+    ("read a DOCX that is not a zip", lambda p: list(_read(_write(p / "d.docx", "plain text"))), InputError,
+     "not a readable DOCX"),
     ("document tenant a list", lambda p: _doc(id="a", text="x", metadata={"tenant": ["a", "b"]}), InputError,
      "tenant must be one str"),
     ("document tenant a dict", lambda p: _doc(id="a", text="x", metadata={"tenant": {"id": 1}}), InputError, "tenant"),
@@ -491,6 +498,8 @@ CLI_ERRORS: list[tuple[str, Callable[[Path], list[str]]]] = [
     ("ingest --prune of a folder no reader reads", lambda p: ["ingest", str(_folder(p, "a.png", "b.xlsx")), *_store(p),
                                                            "--prune"]),
     ("ingest --prune of an empty folder", lambda p: ["ingest", str(_folder(p)), *_store(p), "--prune"]),
+    ("ingest a password-protected PDF", lambda p: ["ingest", str(DOCS / "handbook-protected.pdf"), *_store(p)]),
+    ("ingest a DOCX that is not a zip", lambda p: ["ingest", str(_write(p / "d.docx", "plain text")), *_store(p)]),
     ("ingest a JSONL text null", lambda p: ["ingest", str(_write(p / "d.jsonl", '{"id": "a", "text": null}\n')),
                                             *_store(p)]),
     ("ingest with a mistyped --redis-url", lambda p: ["ingest", str(_write(p / "d.md", "# A\ntext")), *_store(p),
