@@ -83,3 +83,27 @@ def test_files_no_reader_reads_are_named_on_stderr_and_in_the_json(cli, capsys):
     summary = json.loads(out.out)
     assert summary["docs_seen"] == 2 and summary["files_skipped"] == [str(docs / "diagram.png")]
     assert "skipped 1 file no reader reads" in out.err and "diagram.png" in out.err and "HEAD" not in out.err
+
+
+def test_a_prune_from_a_folder_of_pdf_and_html_replaces_the_base_with_them_and_never_empties_it(cli, tmp_path, capsys,
+                                                                                                monkeypatch):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    docs, store = cli
+    assert main(["ingest", str(docs), *store, "--no-progress"]) == 0
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    fixtures = Path(__file__).parent / "fixtures" / "docs"
+    for name in ("handbook.pdf", "returns.html"):
+        shutil.copy(fixtures / name, exports / name)
+    with monkeypatch.context() as patch:  # the case: no reader for these files
+        patch.setitem(sys.modules, "pypdfium2", None)
+        assert main(["ingest", str(exports), *store, "--prune", "--no-progress"]) == 2
+        assert "ctxopt[docs]" in capsys.readouterr().err
+    assert main(["search", "moons of Mars", *store, "--json"]) == 0
+    assert "mars.md" in capsys.readouterr().out  # the base is intact
+    assert main(["ingest", str(exports), *store, "--prune", "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["docs_seen"], summary["docs_added"], summary["docs_removed"]) == (2, 2, 2)
