@@ -19,7 +19,7 @@ from ctxopt.errors import InputError
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help=".jsonl (id, title, text, metadata per line), .txt, .md, .pdf, .html or .docx files, "
-                        "or folders (PDF and HTML need pip install 'ctxopt[docs]')")
+                        "or folders (PDF and HTML need ctxopt's docs extra)")
     add_store_options(parser)
     parser.add_argument("--prune", action="store_true", help="remove documents that are not in PATH... any more")
     parser.add_argument("--allow-empty", action="store_true",

@@ -4,7 +4,7 @@ A JSONL line is ``{"id": ..., "title": ..., "text": ..., "metadata": {...}}`` (B
 accepted for ``id``; ``text`` must be a string, ``title`` a string or null). Any other file is one
 document whose id is its path relative to the folder given, with ``source`` the same path; its title
 is a .md file's first heading, a PDF's or DOCX's title property or an HTML page's ``<title>``, else
-the file name. PDF and HTML need the ``docs`` extra (``pip install 'ctxopt[docs]'``), see
+the file name. PDF and HTML need the ``docs`` extra (``ctxopt[docs]``), see
 :mod:`ctxopt.ingest.formats`.
 
 In a folder, files and folders whose names start with "." (``.git``, ``.DS_Store``) are not read.

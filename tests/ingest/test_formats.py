@@ -117,7 +117,7 @@ def test_html_without_a_declared_charset_that_is_not_utf8_is_read_as_windows_125
 @pytest.mark.parametrize("module, file", [("pypdfium2", PDF), ("selectolax.lexbor", HTML)])
 def test_a_missing_reader_library_is_an_error_naming_the_extra(monkeypatch, capsys, tmp_path, module, file):
     monkeypatch.setitem(sys.modules, module, None)  # as if the docs extra were not installed
-    with pytest.raises(ConfigError, match=r"pip install 'ctxopt\[docs\]'"):
+    with pytest.raises(ConfigError, match=r'ctxopt\[docs\]'):
         read_file(file)
     assert main(["ingest", str(file), "--path", str(tmp_path / "kb"), "--cache", "none", "--no-progress"]) == 2
     assert "ctxopt[docs]" in capsys.readouterr().err

@@ -1,10 +1,11 @@
-"""Readers for document formats that need more than the standard library: PDF and HTML.
+"""Readers for document formats beyond plain text: PDF, HTML and DOCX.
 
-Each reader turns one file into ``(title, text)``; the title is "" when the file names none. They
-live in the ``docs`` extra (``pip install 'ctxopt[docs]'``) and are imported only when a file of
-their kind is read, so a missing library is an error naming the extra, raised when such a file is
-met. DOCX needs nothing beyond the standard library. The libraries were chosen by measuring speed
-and text quality on real files (``benchmarks/readers.py``, ``results/readers/``).
+Each reader turns one file into ``(title, text)``; the title is "" when the file names none. The
+PDF and HTML libraries live in the ``docs`` extra (``pip install "./ctxopt[docs]"`` from a clone)
+and are imported only when a file of their kind is read, so a missing library is an error naming
+the extra, raised when such a file is met. DOCX needs only the standard library. The libraries
+were chosen by measuring speed and text quality on real files (``benchmarks/readers.py``,
+``results/readers/``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def require(module: str, package: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ConfigError(f"reading {what} needs {package}, which is not installed: pip install 'ctxopt[{EXTRA}]' "
-                          f"(or pip install {package}); {type(exc).__name__}: {exc}") from None
+        raise ConfigError(f"reading {what} needs {package}, which is not installed: install ctxopt's {EXTRA} extra "
+                          f"(pip install \"./ctxopt[{EXTRA}]\" from the folder that holds your clone) or pip install "
+                          f"{package}; {type(exc).__name__}: {exc}") from None
 
 
 def read_file(file: Path) -> tuple[str, str]:
