@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "chunk, embed and index documents into a versioned knowledge base",
     "kb": "list, roll back or delete from knowledge-base versions",
     "search": "search a knowledge base (dense, keyword or hybrid)",
+    "serve": "run the OpenAI/Anthropic-compatible proxy that optimises every request (needs ctxopt[serve])",
 }
 
 

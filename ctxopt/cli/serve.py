@@ -1,0 +1,54 @@
+"""``ctxopt serve --config serve.toml``: the proxy, one worker process per core by default.
+
+uvicorn's process supervisor starts the workers and replaces one that dies. The config is read
+once here first, so a bad file fails with one clear line before any worker starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from ctxopt.errors import ConfigError, InputError
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="SERVE.toml", help="tenants, keys, upstreams and limits (see the README)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="worker processes (default: one per core, here %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--hash-key", action="store_true",
+                        help="read an API key from standard input and print the SHA-256 hash a config lists for it")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctxopt.serve.config import CONFIG_ENV, hash_key, load_config
+
+    if args.hash_key:
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise InputError("--hash-key reads the key from standard input: echo \"$KEY\" | ctxopt serve --hash-key")
+        print(hash_key(key))
+        return 0
+    if not args.config:
+        raise InputError("ctxopt serve needs --config SERVE.toml (tenants, keys and upstreams)")
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    load_config(args.config)  # fail here, once, with one line
+    try:
+        import uvicorn
+        from uvicorn.supervisors import Multiprocess
+    except ImportError as exc:
+        raise ConfigError("ctxopt serve needs the serve extra: pip install 'ctxopt[serve]'") from exc
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    # Every worker writes its metrics into this folder, so /metrics on any worker shows them all.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ctxopt-metrics-"))
+    config = uvicorn.Config("ctxopt.serve.app:create_app", factory=True, host=args.host, port=args.port,
+                            workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
+    # The supervisor even for one worker: it replaces a worker that dies.
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    return 0

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the server, summed over every worker process.
+
+``ctxopt serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start, so
+each worker writes its counts there and ``GET /metrics`` on any worker reports the whole server.
+Without that variable (one process, e.g. an app embedded in tests) the default registry is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Optimising takes milliseconds to a second; upstream calls take up to minutes.
+SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+REQUESTS = Counter("ctxopt_requests", "Requests answered, by route, tenant and HTTP status", ["route", "tenant", "status"])
+LATENCY = Histogram("ctxopt_request_seconds", "Time to answer (to the first byte when streaming), by route", ["route"],
+                    buckets=SECONDS)
+STAGE_SECONDS = Histogram("ctxopt_stage_seconds", "Time per pipeline stage, the whole optimisation ('optimize') "
+                          "and the upstream's time to headers ('upstream')", ["stage"], buckets=SECONDS)
+TOKENS_BEFORE = Counter("ctxopt_tokens_before", "Prompt tokens before optimisation", ["tenant"])
+TOKENS_AFTER = Counter("ctxopt_tokens_after", "Prompt tokens sent to the model after optimisation", ["tenant"])
+COST_SAVED = Counter("ctxopt_cost_saved_usd", "Dollars saved on input tokens at the pipeline's price", ["tenant"])
+CACHE = Counter("ctxopt_embedding_cache", "Embedding cache lookups by result (hit, miss)", ["result"])
+ERRORS = Counter("ctxopt_errors", "Failures by cause: auth, bad_request, overloaded, optimize, upstream_connect, "
+                 "upstream_timeout, budget_exceeded, request_cap, redis", ["cause"])
+ALERTS = Counter("ctxopt_budget_alerts", "Budget alerts fired (once per tenant, threshold and period)",
+                 ["tenant", "threshold"])
+IN_FLIGHT = Gauge("ctxopt_in_flight", "Requests being handled", multiprocess_mode="livesum")
+
+
+def render() -> tuple[bytes, str]:
+    """The metrics text of every worker (or of this process without a multiprocess folder)."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
