@@ -167,11 +167,11 @@ def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _upstream(name: str, spec: Mapping[str, Any]) -> Upstream:
+    if "api_key" in spec:
+        raise ConfigError(f"[upstreams.{name}] holds no key: set api_key_env to the environment variable holding it")
     _only(spec, {"base_url", "api_key_env", "timeout"}, f"[upstreams.{name}]")
     if name not in PROVIDERS:
         raise ConfigError(f"unknown upstream {name!r}; choose from {', '.join(PROVIDERS)}")
-    if "api_key" in spec:
-        raise ConfigError(f"[upstreams.{name}] holds no key: set api_key_env to the environment variable holding it")
     base_url = spec.get("base_url")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"[upstreams.{name}] base_url must be an http(s) URL, got {base_url!r}")
@@ -181,9 +181,9 @@ def _upstream(name: str, spec: Mapping[str, Any]) -> Upstream:
 
 def _tenant(name: str, spec: Mapping[str, Any], tiers: dict[str, Tier] | None, base: Path) -> Tenant:
     where = f"[tenants.{name}]"
-    _only(spec, {"keys_sha256", "key_envs", "tier", "pipeline", "filters", "on_error", "budget"}, where)
     if "keys" in spec or "api_keys" in spec:
         raise ConfigError(f"{where}: list key hashes (keys_sha256) or env var names (key_envs), never the keys")
+    _only(spec, {"keys_sha256", "key_envs", "tier", "pipeline", "filters", "on_error", "budget"}, where)
     hashes = set()
     for digest in spec.get("keys_sha256", []):
         if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):

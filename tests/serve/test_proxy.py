@@ -172,3 +172,20 @@ def test_health_and_metrics_report_the_requests(server):
     assert grew("ctxopt_tokens_before_total", tenant="acme") == report["tokens_before"]
     assert grew("ctxopt_tokens_after_total", tenant="acme") == report["tokens_after"]
     assert grew("ctxopt_stage_seconds_count", stage="fit") == 1
+
+
+def test_the_anthropic_route_takes_an_x_api_key_and_streams_anthropic_events_through(server, provider):
+    sent = {"model": "claude-sonnet-4-5", "max_tokens": 64, "system": "Be brief.", "stream": True,
+            "messages": long_chat()[1:]}
+    headers = {"x-api-key": "sk-acme-test-key", "anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", f"{server.url}/v1/messages", json=sent, headers=headers, timeout=30) as answer:
+        assert answer.status_code == 200
+        names = [line[7:] for line in answer.iter_lines() if line.startswith("event: ")]
+        tokens_after = int(answer.headers["x-ctxopt-tokens-after"])
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    received = provider.received[-1]
+    assert received["system"] == "Be brief." and received["max_tokens"] == 64
+    assert len(received["messages"]) < len(sent["messages"]) and tokens_after <= 3584
+    assert provider.headers[-1]["x-api-key"] == "sk-upstream-secret"
+    assert provider.headers[-1]["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in provider.headers[-1]
