@@ -30,6 +30,7 @@ from starlette.routing import Route
 from ctxopt.errors import BudgetError, CtxoptError, InputError
 from ctxopt.report import Report
 from ctxopt.serve import metrics
+from ctxopt.serve.breaker import Breaker
 from ctxopt.serve.budgets import SharedBudgets
 from ctxopt.serve.config import CONFIG_ENV, Budget, ServeConfig, Tenant, load_config
 from ctxopt.serve.errors import error_response
@@ -61,6 +62,8 @@ class Server:
         self.in_flight = 0
         self.client: httpx.AsyncClient | None = None
         self.executor: ThreadPoolExecutor | None = None
+        self.breakers = {name: Breaker(failures=u.breaker_failures, seconds=u.breaker_seconds)
+                         for name, u in config.upstreams.items()}
         self.budgets = SharedBudgets(config.redis_url, prefix=config.redis_prefix,
                                      on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
 
@@ -216,7 +219,7 @@ class Server:
                                          f"add one to its config to proxy this route"), "bad_request")
         body, report = await self._optimized(request, tenant)
         headers = report_headers(report) if report is not None else {"x-ctxopt-status": "failed-open"}
-        return await forward(self._client(), upstream, body, request.headers, headers)
+        return await forward(self._client(), upstream, self.breakers[provider], body, request.headers, headers)
 
     async def _optimize_only(self, request: Request, tenant: Tenant) -> Response:
         body, report = await self._optimized(request, tenant)

@@ -66,6 +66,8 @@ class Upstream:
     base_url: str
     api_key_env: str | None = None
     timeout: float = 60.0
+    breaker_failures: int = 5  # faults in a row (no answer, or a 5xx) that open the circuit
+    breaker_seconds: float = 10.0  # how long an open circuit answers 503 before it tries again
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -169,14 +171,15 @@ def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
 def _upstream(name: str, spec: Mapping[str, Any]) -> Upstream:
     if "api_key" in spec:
         raise ConfigError(f"[upstreams.{name}] holds no key: set api_key_env to the environment variable holding it")
-    _only(spec, {"base_url", "api_key_env", "timeout"}, f"[upstreams.{name}]")
+    _only(spec, {"base_url", "api_key_env", "timeout", "breaker_failures", "breaker_seconds"}, f"[upstreams.{name}]")
     if name not in PROVIDERS:
         raise ConfigError(f"unknown upstream {name!r}; choose from {', '.join(PROVIDERS)}")
     base_url = spec.get("base_url")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"[upstreams.{name}] base_url must be an http(s) URL, got {base_url!r}")
     return Upstream(name=name, base_url=base_url.rstrip("/"), api_key_env=spec.get("api_key_env"),
-                    timeout=float(spec.get("timeout", 60.0)))
+                    timeout=float(spec.get("timeout", 60.0)), breaker_failures=int(spec.get("breaker_failures", 5)),
+                    breaker_seconds=float(spec.get("breaker_seconds", 10.0)))
 
 
 def _tenant(name: str, spec: Mapping[str, Any], tiers: dict[str, Tier] | None, base: Path) -> Tenant:

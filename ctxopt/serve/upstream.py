@@ -11,6 +11,7 @@ import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from ctxopt.serve.breaker import Breaker
 from ctxopt.serve.config import Upstream
 from ctxopt.serve.errors import error_response
 from ctxopt.serve.metrics import ERRORS, STAGE_SECONDS
@@ -35,10 +36,16 @@ def upstream_headers(upstream: Upstream, client_headers: Mapping[str, str]) -> d
     return headers
 
 
-async def forward(client: httpx.AsyncClient, upstream: Upstream, body: Mapping[str, Any],
+async def forward(client: httpx.AsyncClient, upstream: Upstream, breaker: Breaker, body: Mapping[str, Any],
                   client_headers: Mapping[str, str], extra_headers: Mapping[str, str]) -> Response:
     """POST ``body`` to the provider; stream its answer back unchanged with ``extra_headers`` added.
-    A provider that cannot be reached gets 502, one that does not answer in time 504."""
+    A provider that cannot be reached gets 502, one that does not answer in time 504, and one whose
+    circuit is open (see :mod:`ctxopt.serve.breaker`) 503 at once."""
+    if not breaker.allow():
+        ERRORS.labels("upstream_circuit_open").inc()
+        return error_response(503, "upstream_unavailable", f"{upstream.name} failed {upstream.breaker_failures} times "
+                              "in a row; requests pause until it is tried again",
+                              {**extra_headers, "retry-after": str(breaker.retry_after)})
     request = client.build_request("POST", upstream.base_url + PATHS[upstream.name],
                                    content=json.dumps(body).encode("utf-8"),
                                    headers=upstream_headers(upstream, client_headers),
@@ -47,14 +54,20 @@ async def forward(client: httpx.AsyncClient, upstream: Upstream, body: Mapping[s
     try:
         answer = await client.send(request, stream=True)
     except httpx.TimeoutException as exc:
+        breaker.failed()
         ERRORS.labels("upstream_timeout").inc()
         return error_response(504, "upstream_timeout", f"{upstream.name} did not answer within {upstream.timeout:g} s "
                               f"({type(exc).__name__})", extra_headers)
     except httpx.HTTPError as exc:
+        breaker.failed()
         ERRORS.labels("upstream_connect").inc()
         return error_response(502, "upstream_unreachable", f"cannot reach {upstream.name} at {upstream.base_url}: "
                               f"{type(exc).__name__}: {exc}", extra_headers)
     STAGE_SECONDS.labels("upstream").observe(time.perf_counter() - started)
+    if answer.status_code >= 500:
+        breaker.failed()
+    else:
+        breaker.succeeded()
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in DROP}
     headers.update(extra_headers)
     return StreamingResponse(_relay(answer), status_code=answer.status_code, headers=headers,

@@ -48,7 +48,7 @@ class RunningServer:
                 self.process.wait(timeout=5)
 
 
-def base_config(provider: LoopbackProvider, *, server: str = "", tenants: str = "") -> str:
+def base_config(provider: LoopbackProvider, *, server: str = "", tenants: str = "", upstream: str = "") -> str:
     from ctxopt.serve import hash_key
 
     return f"""
@@ -61,6 +61,7 @@ tiers = "tiers.toml"
 base_url = "{provider.base_url}"
 api_key_env = "LOOPBACK_KEY"
 timeout = 2.0
+{upstream}
 
 [upstreams.anthropic]
 base_url = "{provider.base_url}"

@@ -1,0 +1,60 @@
+"""The upstream circuit breaker: its rules with a clock in hand, then end to end."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from serving import auth, base_config
+
+from ctxopt.serve.breaker import Breaker
+
+
+def test_the_circuit_opens_after_failures_in_a_row_and_one_probe_closes_it():
+    now = [0.0]
+    breaker = Breaker(failures=3, seconds=10, clock=lambda: now[0])
+    breaker.failed()
+    breaker.failed()
+    breaker.succeeded()  # a success in between resets the count
+    breaker.failed()
+    breaker.failed()
+    assert breaker.allow()
+    breaker.failed()
+    assert not breaker.allow() and breaker.retry_after == 11
+    now[0] = 10.5
+    assert breaker.allow()  # the one probe
+    assert not breaker.allow()  # others wait while it is out
+    breaker.succeeded()
+    assert breaker.allow() and breaker.allow()
+
+
+def test_a_failed_probe_opens_the_circuit_again():
+    now = [0.0]
+    breaker = Breaker(failures=1, seconds=5, clock=lambda: now[0])
+    breaker.failed()
+    now[0] = 6
+    assert breaker.allow()
+    breaker.failed()
+    assert not breaker.allow()
+    now[0] = 12
+    assert breaker.allow()
+
+
+@pytest.mark.slow
+def test_an_open_circuit_answers_503_without_calling_the_provider_then_recovers(servers, provider):
+    server = servers(base_config(provider, upstream="breaker_failures = 2\nbreaker_seconds = 1"))
+    small = [{"role": "user", "content": "hi"}]
+
+    def post(model: str) -> httpx.Response:
+        return httpx.post(f"{server.url}/v1/chat/completions", json={"model": model, "messages": small},
+                          headers=auth("acme"), timeout=30)
+
+    assert [post("fail:500").status_code for _ in range(2)] == [500, 500]
+    skipped = post("ok")
+    assert skipped.status_code == 503 and skipped.json()["error"]["type"] == "upstream_unavailable"
+    assert int(skipped.headers["retry-after"]) >= 1
+    assert len(provider.received) == 2
+    time.sleep(1.2)
+    assert post("ok").status_code == 200
+    assert post("ok").status_code == 200
