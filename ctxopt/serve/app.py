@@ -174,7 +174,7 @@ class Server:
             detail = str(exc) if isinstance(exc, CtxoptError) else f"{type(exc).__name__}: {exc}"
             raise Refused(error_response(status, kind, f"ctxopt could not optimise this request: {detail}",
                                          {"x-ctxopt-status": "failed"}), "optimize_closed") from exc
-        self._observe(tenant, report)
+        metrics.observe_report(report, tenant=tenant.name)
         if budget is not None:
             await self._charge(tenant, budget, report)
         return fitted, report
@@ -199,18 +199,6 @@ class Server:
         return Refused(error_response(429, "budget_exceeded",
                                       f"tenant {tenant.name!r} has used {used:.6g} of its {budget.limit:.6g} {budget.unit} "
                                       f"this {budget.period}", {"retry-after": str(retry_after)}), "budget_exceeded")
-
-    @staticmethod
-    def _observe(tenant: Tenant, report: Report) -> None:
-        metrics.TOKENS_BEFORE.labels(tenant.name).inc(report.tokens_before)
-        metrics.TOKENS_AFTER.labels(tenant.name).inc(report.tokens_after)
-        if report.cost_saved > 0:
-            metrics.COST_SAVED.labels(tenant.name).inc(report.cost_saved)
-        metrics.CACHE.labels("hit").inc(report.cache_hits)
-        metrics.CACHE.labels("miss").inc(report.cache_misses)
-        metrics.STAGE_SECONDS.labels("optimize").observe(report.seconds)
-        for stage in report.stages:
-            metrics.STAGE_SECONDS.labels(stage.name).observe(stage.seconds)
 
     async def _proxy(self, request: Request, tenant: Tenant, provider: str) -> Response:
         upstream = self.config.upstreams.get(provider)

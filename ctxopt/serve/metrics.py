@@ -12,6 +12,8 @@ import os
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ctxopt.report import Report
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Optimising takes milliseconds to a second; upstream calls take up to minutes.
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -39,3 +41,22 @@ def render() -> tuple[bytes, str]:
         MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def observe_report(report: Report, tenant: str | None = None) -> None:
+    """Count one optimised request: tokens, savings, cache lookups and time per stage.
+
+    The server calls it for every request; the library path exports the same metrics by passing it
+    as the report hook, e.g. ``ctxopt.wrap(client, on_report=observe_report)``, and serving
+    ``prometheus_client``'s registry as usual.
+    """
+    label = tenant or "-"
+    TOKENS_BEFORE.labels(label).inc(report.tokens_before)
+    TOKENS_AFTER.labels(label).inc(report.tokens_after)
+    if report.cost_saved > 0:
+        COST_SAVED.labels(label).inc(report.cost_saved)
+    CACHE.labels("hit").inc(report.cache_hits)
+    CACHE.labels("miss").inc(report.cache_misses)
+    STAGE_SECONDS.labels("optimize").observe(report.seconds)
+    for stage in report.stages:
+        STAGE_SECONDS.labels(stage.name).observe(stage.seconds)
