@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from serving import RunningServer, start_server
+from serving import start_server
 
 from ctxopt.serve import LoopbackProvider
+from ctxopt.serve.process import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +30,11 @@ def _fresh_provider_record(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Starts ``ctxopt serve`` processes for one test; stops them after it."""
-    started: list[RunningServer] = []
+    started: list[ServerProcess] = []
 
-    def start(config: str, **options: object) -> RunningServer:
+    def start(config: str, **options: object) -> ServerProcess:
         server = start_server(tmp_path, config, **options)  # type: ignore[arg-type]
         started.append(server)
         return server

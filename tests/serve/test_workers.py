@@ -13,18 +13,13 @@ from serving import auth, base_config
 pytestmark = pytest.mark.slow
 
 
-def children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
-        return {int(p) for p in f.read().split()}
-
-
 def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(servers, provider):
     server = servers(base_config(provider), workers=2)
     deadline = time.monotonic() + 30
-    while len(children(server.process.pid)) < 2 and time.monotonic() < deadline:
+    while len(server.worker_pids()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     victim = httpx.get(f"{server.url}/healthz", headers={"connection": "close"}).json()["pid"]
-    assert victim in children(server.process.pid)
+    assert victim in server.worker_pids()
     os.kill(victim, signal.SIGKILL)
     small = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     statuses = []
@@ -34,10 +29,10 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(servers, pro
                                        timeout=10).status_code)
         except httpx.TransportError:
             statuses.append(0)  # only a request caught on the dying worker's connection
-        workers = children(server.process.pid) - {victim}
+        workers = server.worker_pids() - {victim}
         if len(workers) >= 2 and all(httpx.get(f"{server.url}/healthz").status_code == 200 for _ in range(4)):
             break
         time.sleep(0.1)
-    assert victim not in children(server.process.pid)
-    assert len(children(server.process.pid) - {victim}) >= 2
+    assert victim not in server.worker_pids()
+    assert len(server.worker_pids() - {victim}) >= 2
     assert statuses.count(200) >= len(statuses) - 1
