@@ -22,7 +22,8 @@ from typing import Any
 from ctxopt.errors import ConfigError
 
 # The one place that names the benchmarks, in the order they run. The suite's default is all but
-# "load" (about 10 minutes of threads hammering optimize), which runs when named.
+# "load" (about 10 minutes of threads hammering optimize) and "serve" (the proxy under load, needs
+# ctxopt[serve]), which run when named.
 BENCHMARKS: dict[str, str] = {
     "retrieval": "SciFact test: nDCG@10 / Recall for keyword, dense and hybrid search",
     "compression": "HotpotQA: supporting facts kept vs share of tokens kept",
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "overhead": "LoCoMo-sized conversation: pipeline latency with warm caches",
     "tool_output": "HotpotQA results as one search-tool message: supporting facts kept when pruned",
     "load": "optimize from 1-32 threads: throughput, tail latency, memory over 10k requests",
+    "serve": "ctxopt serve with 1 and 2 worker processes: capacity, open-loop latency, errors, RSS",
 }
 DEFAULT_SUITE = ("retrieval", "compression", "memory", "overhead", "tool_output")
 PACKAGES = ("ctxopt", "torch", "sentence-transformers", "qdrant-client", "tiktoken", "numpy", "diskcache")

@@ -1,0 +1,225 @@
+"""Serve: ``ctxopt serve`` under load with 1 and 2 worker processes, on the LoCoMo workload.
+
+The server optimises each request (prune_history, summarize, fit to the pro tier: the load
+benchmark's pipeline) and forwards it to a real HTTP server on loopback that answers like OpenAI
+(:class:`ctxopt.serve.LoopbackProvider`), so every number includes HTTP parsing, JSON, auth,
+optimisation, the upstream call and the answer. The load generator is one asyncio process with
+pre-serialised bodies, so it costs little CPU next to the server.
+
+For each worker count it measures capacity (closed loop: ``CLIENTS`` requests always in flight),
+unloaded latency (one request at a time), then an open loop (requests arrive at a steady rate
+whatever the answers, latency from arrival) at shares of the 2-worker capacity. The baseline is the
+1-worker server: the ratio of capacities is what a second process buys on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CLIENTS = 8
+RATES = (0.25, 0.5, 0.75, 1.0)  # shares of the measured 2-worker capacity
+EXPECTED_PEAK = 0.25  # the stated expected peak, as a share of capacity: the open loop also runs at 2x it
+KEY = "sk-bench-tenant"
+
+
+def percentile(values: list[float], q: float) -> float:
+    from ctxopt.bench.load import percentile as nearest_rank
+
+    return nearest_rank(values, q)
+
+
+async def closed_loop(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` loops, each sending its next request when the last is answered."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(10**9))
+    stop = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            body = bodies[next(counter) % len(bodies)]
+            t0 = time.perf_counter()
+            try:
+                answer = await http.post(url, content=body, headers=_headers(), timeout=60)
+                errors += answer.status_code != 200
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients)) as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    wall = time.perf_counter() - started
+    return _stats(latencies, errors, wall) | {"clients": clients}
+
+
+async def open_loop(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    """Requests arrive every ``1/rate`` s whatever the answers; latency counts from arrival."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(http: httpx.AsyncClient, body: bytes, arrived: float) -> None:
+        nonlocal errors
+        try:
+            answer = await http.post(url, content=body, headers=_headers(), timeout=60)
+            errors += answer.status_code != 200
+        except httpx.HTTPError:
+            errors += 1
+        latencies.append((time.perf_counter() - arrived) * 1000)
+
+    tasks = []
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=None)) as http:
+        for n in range(max(1, int(rate * seconds))):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(http, bodies[n % len(bodies)], started + n / rate)))
+        await asyncio.gather(*tasks)
+    wall = time.perf_counter() - started
+    return _stats(latencies, errors, wall) | {"rate_rps": round(rate, 1)}
+
+
+async def warm(url: str, bodies: list[bytes], concurrency: int) -> int:
+    """Send every body once (``concurrency`` at a time), however long the first ones take: the
+    first request of a worker loads the embedding model, the first of a history embeds its turns.
+    Returns how many failed."""
+    import httpx
+
+    queue = list(reversed(bodies))
+    failed = 0
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal failed
+        while queue:
+            answer = await http.post(url, content=queue.pop(), headers=_headers(), timeout=600)
+            failed += answer.status_code != 200
+
+    async with httpx.AsyncClient() as http:
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+    return failed
+
+
+def _headers() -> dict[str, str]:
+    return {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+
+
+def _stats(latencies: list[float], errors: int, wall: float) -> dict[str, Any]:
+    return {"requests": len(latencies), "errors": errors, "error_rate": round(errors / max(1, len(latencies)), 4),
+            "seconds": round(wall, 2), "throughput_rps": round(len(latencies) / wall, 1),
+            "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
+            "p99_ms": round(percentile(latencies, 99), 1), "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+def write_config(directory: Path, provider_url: str) -> Path:
+    from ctxopt.bench.load import HISTORY_STAGES
+    from ctxopt.serve import hash_key
+
+    stages = "".join(f'\n[[stages]]\nname = "{name}"\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+                     for name, options in HISTORY_STAGES.items())
+    (directory / "pipeline.toml").write_text(stages, encoding="utf-8")
+    path = directory / "serve.toml"
+    path.write_text(f"""
+[server]
+max_in_flight = 256
+
+[upstreams.openai]
+base_url = "{provider_url}"
+
+[tenants.bench]
+keys_sha256 = ["{hash_key(KEY)}"]
+tier = "pro"
+pipeline = "pipeline.toml"
+""", encoding="utf-8")
+    return path
+
+
+def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    """Run the serve benchmark; write ``serve.json`` and ``serve.md`` into ``out_dir``."""
+    from ctxopt.bench.load import locomo_requests
+    from ctxopt.bench.output import write_table
+    from ctxopt.serve import LoopbackProvider
+    from ctxopt.serve.process import ServerProcess
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds = 4.0 if quick else 15.0
+    requests = locomo_requests(limit=60 if quick else 300)
+    bodies = [json.dumps({"model": "gpt-4o-mini", "messages": [*h, {"role": "user", "content": q}]}).encode()
+              for h, q in requests]
+    runs: dict[int, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="ctxopt-bench-serve-") as tmp, LoopbackProvider() as provider:
+        config = write_config(Path(tmp), provider.base_url)
+        for workers in (1, 2):
+            server = ServerProcess(config, workers=workers, metrics_dir=Path(tmp) / f"metrics-{workers}",
+                                   log=Path(tmp) / f"serve-{workers}.log")
+            with server:
+                url = f"{server.url}/v1/chat/completions"
+                # Warm every worker (model, caches) on the whole request set, twice over for 2 workers
+                # so each worker sees most histories.
+                asyncio.run(warm(url, bodies * workers, workers * 2))
+                capacity = asyncio.run(closed_loop(url, bodies, CLIENTS, seconds))
+                unloaded = asyncio.run(closed_loop(url, bodies, 1, seconds / 2))
+                runs[workers] = {"workers": workers, "capacity": capacity, "unloaded": unloaded,
+                                 "rss_mb": round(server.rss_mb(), 1)}
+                print(f"  {workers} worker(s): {capacity['throughput_rps']} req/s at {CLIENTS} in flight "
+                      f"(p99 {capacity['p99_ms']} ms); unloaded p99 {unloaded['p99_ms']} ms", flush=True)
+        peak = runs[2]["capacity"]["throughput_rps"]
+        with ServerProcess(config, workers=2, metrics_dir=Path(tmp) / "metrics-open", log=Path(tmp) / "serve-open.log") as server:
+            url = f"{server.url}/v1/chat/completions"
+            asyncio.run(warm(url, bodies * 2, 4))
+            shares = sorted({*RATES, 2 * EXPECTED_PEAK})
+            open_rows = []
+            for share in shares:
+                stats = asyncio.run(open_loop(url, bodies, share * peak, seconds)) | {"share_of_capacity": share}
+                open_rows.append(stats)
+                print(f"  open loop {stats['rate_rps']} req/s ({share:.0%} of capacity): p50 {stats['p50_ms']} ms "
+                      f"p99 {stats['p99_ms']} ms errors {stats['errors']}", flush=True)
+            unloaded_2 = asyncio.run(closed_loop(url, bodies, 1, seconds / 2))
+    speedup = round(runs[2]["capacity"]["throughput_rps"] / runs[1]["capacity"]["throughput_rps"], 2)
+    at_2x_peak = next(r for r in open_rows if r["share_of_capacity"] == 2 * EXPECTED_PEAK)
+    p99_ratio = round(at_2x_peak["p99_ms"] / unloaded_2["p99_ms"], 2)
+    results = {
+        "workload": {"requests": len(requests), "clients_closed_loop": CLIENTS, "seconds_per_level": seconds,
+                     "tier": "pro", "cpu_count": os.cpu_count(), "quick": quick,
+                     "expected_peak_share_of_capacity": EXPECTED_PEAK},
+        "by_workers": list(runs.values()),
+        "open_loop_2_workers": open_rows,
+        "unloaded_2_workers": unloaded_2,
+        "headline": {"throughput_1_worker_rps": runs[1]["capacity"]["throughput_rps"],
+                     "throughput_2_workers_rps": runs[2]["capacity"]["throughput_rps"],
+                     "speedup_2_vs_1": speedup, "speedup_at_least_1_7": speedup >= 1.7,
+                     "p99_at_2x_expected_peak_ms": at_2x_peak["p99_ms"], "unloaded_p99_ms": unloaded_2["p99_ms"],
+                     "p99_ratio_at_2x_peak": p99_ratio, "p99_within_3x": p99_ratio <= 3.0,
+                     "error_rate_at_2x_peak": at_2x_peak["error_rate"]},
+    }
+    (out_dir / "serve.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    rows = [[f"{r['workers']} worker(s), closed loop {CLIENTS}", r["capacity"]["requests"], r["capacity"]["errors"],
+             r["capacity"]["throughput_rps"], r["capacity"]["p50_ms"], r["capacity"]["p99_ms"], r["rss_mb"],
+             r["capacity"]["load_average_1m"]] for r in runs.values()]
+    rows += [["2 workers, unloaded (1 at a time)", unloaded_2["requests"], unloaded_2["errors"],
+              unloaded_2["throughput_rps"], unloaded_2["p50_ms"], unloaded_2["p99_ms"], "", unloaded_2["load_average_1m"]]]
+    rows += [[f"2 workers, open loop {r['rate_rps']} req/s ({r['share_of_capacity']:.0%})", r["requests"], r["errors"],
+              r["throughput_rps"], r["p50_ms"], r["p99_ms"], "", r["load_average_1m"]] for r in open_rows]
+    notes = [
+        f"Workload: {len(requests)} LoCoMo requests (history + question), tier pro, prune_history -> summarize -> fit, "
+        f"forwarded to a loopback provider; {os.cpu_count()} cores shared with the load generator; {seconds:.0f} s per level.",
+        f"Baseline: 1 worker. 2 workers give {speedup}x its throughput "
+        f"(target >= 1.7x: {'met' if speedup >= 1.7 else 'not met'}).",
+        f"Expected peak stated as {EXPECTED_PEAK:.0%} of the 2-worker capacity; at 2x that ({2 * EXPECTED_PEAK:.0%}, "
+        f"{at_2x_peak['rate_rps']} req/s) p99 is {at_2x_peak['p99_ms']} ms, {p99_ratio}x the unloaded p99 "
+        f"(target <= 3x: {'met' if p99_ratio <= 3 else 'not met'}), error rate {at_2x_peak['error_rate']:.2%}.",
+        "load avg is the machine's 1-minute load average at the end of each level (other processes included).",
+    ]
+    write_table(out_dir / "serve.md", "Serve: ctxopt serve with 1 and 2 worker processes",
+                ["run", "requests", "errors", "req/s", "p50 ms", "p99 ms", "RSS MB", "load avg"], rows, notes)
+    return results
