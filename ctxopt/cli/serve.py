@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError("ctxopt serve needs the serve extra: pip install 'ctxopt[serve]'") from exc
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    # One process per core already uses the cores: torch's default intra-op pool per worker would
+    # oversubscribe them and spin-wait under load (see the load benchmark in the README).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     # Every worker writes its metrics into this folder, so /metrics on any worker shows them all.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ctxopt-metrics-"))
     config = uvicorn.Config("ctxopt.serve.app:create_app", factory=True, host=args.host, port=args.port,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ctxopt.errors import BudgetError, CtxoptError, InputError
@@ -141,8 +141,19 @@ class Server:
         return tenant
 
     async def _body(self, request: Request) -> dict[str, Any]:
+        limit = self.config.max_body_bytes
+        too_large = Refused(error_response(413, "request_too_large", f"the request body is over this server's limit of "
+                                           f"{limit} bytes ([server] max_body_bytes)"), "bad_request")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise too_large
         try:
-            body = json.loads(await request.body())
+            body = json.loads(bytes(data))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Refused(error_response(400, "invalid_request_error", f"the request body is not JSON: {exc}"),
                           "bad_request") from exc
@@ -185,8 +196,7 @@ class Server:
                                          f"the optimised request has {report.tokens_after} tokens, over tenant "
                                          f"{tenant.name!r}'s cap of {budget.max_request_tokens} per request"),
                           "request_cap")
-        amount = report.tokens_after if budget.unit == "tokens" else report.tokens_after / 1000 * report.price_per_1k
-        charge = await self.budgets.charge(tenant.name, budget, amount)
+        charge = await self.budgets.charge(tenant.name, budget, _amount(budget, report))
         for threshold in charge.alerts:
             metrics.ALERTS.labels(tenant.name, f"{threshold:g}").inc()
             log.warning("ctxopt budget alert: tenant %r used %.6g of %.6g %s this %s (crossed %.0f%%)",
@@ -207,7 +217,11 @@ class Server:
                                          f"add one to its config to proxy this route"), "bad_request")
         body, report = await self._optimized(request, tenant)
         headers = report_headers(report) if report is not None else {"x-ctxopt-status": "failed-open"}
-        return await forward(self._client(), upstream, self.breakers[provider], body, request.headers, headers)
+        response = await forward(self._client(), upstream, self.breakers[provider], body, request.headers, headers)
+        if report is not None and tenant.budget is not None and not isinstance(response, StreamingResponse):
+            # Unreachable, timed out or circuit open: the provider never billed it, so neither do we.
+            await self.budgets.refund(tenant.name, tenant.budget, _amount(tenant.budget, report))
+        return response
 
     async def _optimize_only(self, request: Request, tenant: Tenant) -> Response:
         body, report = await self._optimized(request, tenant)
@@ -216,6 +230,11 @@ class Server:
                                 headers={"x-ctxopt-status": "failed-open"})
         return JSONResponse({"messages": body["messages"], "report": report.to_dict(), "status": "optimized"},
                             headers=report_headers(report))
+
+
+def _amount(budget: Budget, report: Report) -> float:
+    """What a request costs against ``budget``: tokens sent to the model, or their dollars."""
+    return report.tokens_after if budget.unit == "tokens" else report.tokens_after / 1000 * report.price_per_1k
 
 
 def create_app(config: ServeConfig | str | os.PathLike[str] | None = None) -> Starlette:

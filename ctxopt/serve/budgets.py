@@ -110,12 +110,16 @@ class SharedBudgets:
             return None
         return float(value or 0) + self._pending.get((tenant, label), 0.0)
 
-    async def charge(self, tenant: str, budget: Budget, amount: float) -> Charge:
+    async def refund(self, tenant: str, budget: Budget, amount: float) -> None:
+        """Give back a charge whose request never reached the provider (never refused, fires no alert)."""
+        await self.charge(tenant, dataclasses.replace(budget, thresholds=()), -amount, refund=True)
+
+    async def charge(self, tenant: str, budget: Budget, amount: float, *, refund: bool = False) -> Charge:
         """Add ``amount`` to the tenant's period; refuse it when the tenant is at its limit and the
         policy is ``throttle``."""
         label, remaining = period_of(budget.period, self.clock())
         retry = max(1, int(remaining) + 1)
-        refuse = budget.over == "throttle"
+        refuse = budget.over == "throttle" and not refund
         if self.url is None:
             return self._charge_locally(tenant, label, budget, amount, refuse, retry)
         if self.clock() < self._down_until:

@@ -111,6 +111,7 @@ class ServeConfig:
     tenants: Mapping[str, Tenant]
     upstreams: Mapping[str, Upstream]
     max_in_flight: int = 32
+    max_body_bytes: int = 32 * 2**20  # a larger request body gets 413 before it is read whole
     retry_after: int = 1
     optimize_threads: int = 2
     redis_url: str | None = None
@@ -142,7 +143,8 @@ def load_config(path: str | os.PathLike[str]) -> ServeConfig:
 def config_from_dict(data: Mapping[str, Any], base: Path = Path()) -> ServeConfig:
     _only(data, {"server", "upstreams", "tenants", "tiers"}, "the serve config")
     server = dict(data.get("server", {}))
-    _only(server, {"max_in_flight", "retry_after", "optimize_threads", "redis_url", "redis_prefix"}, "[server]")
+    _only(server, {"max_in_flight", "max_body_bytes", "retry_after", "optimize_threads", "redis_url", "redis_prefix"},
+          "[server]")
     tiers: dict[str, Tier] | None = load_tiers(base / data["tiers"]) if "tiers" in data else None
     upstreams = {name: _upstream(name, spec) for name, spec in dict(data.get("upstreams", {})).items()}
     tenants = {name: _tenant(name, spec, tiers, base) for name, spec in dict(data.get("tenants", {})).items()}
@@ -154,7 +156,7 @@ def config_from_dict(data: Mapping[str, Any], base: Path = Path()) -> ServeConfi
             if digest in seen:
                 raise ConfigError(f"tenants {seen[digest]!r} and {tenant.name!r} share an API key; give each its own")
             seen[digest] = tenant.name
-    for field in ("max_in_flight", "retry_after", "optimize_threads"):
+    for field in ("max_in_flight", "max_body_bytes", "retry_after", "optimize_threads"):
         if field in server and (not isinstance(server[field], int) or isinstance(server[field], bool) or server[field] < 1):
             raise ConfigError(f"[server] {field} must be a whole number >= 1, got {server[field]!r}")
     return ServeConfig(tenants=tenants, upstreams=upstreams, **server)

@@ -33,7 +33,8 @@ def chat(model: str = "gpt-4o-mini", **extra: object) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def server(provider, tmp_path_factory):
     """One server for the module: each test here leaves it as it found it."""
-    running = start_server(tmp_path_factory.mktemp("serve"), base_config(provider, server="max_in_flight = 2"))
+    config = base_config(provider, server="max_in_flight = 2\nmax_body_bytes = 200_000")
+    running = start_server(tmp_path_factory.mktemp("serve"), config)
     yield running
     running.stop()
 
@@ -156,6 +157,14 @@ def test_a_body_that_is_not_a_chat_gets_400(server, provider):
     no_messages = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "x"}, headers=auth("acme"))
     assert bad_json.status_code == 400 and no_messages.status_code == 400
     assert "messages" in no_messages.json()["error"]["message"]
+    assert provider.received == []
+
+
+def test_a_body_over_the_size_limit_gets_413_before_it_is_read(server, provider):
+    huge = {"model": "m", "messages": [{"role": "user", "content": "x" * 300_000}]}
+    answer = httpx.post(f"{server.url}/v1/chat/completions", json=huge, headers=auth("acme"), timeout=30)
+    assert answer.status_code == 413
+    assert "max_body_bytes" in answer.json()["error"]["message"]
     assert provider.received == []
 
 

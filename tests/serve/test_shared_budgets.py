@@ -81,6 +81,19 @@ def test_a_request_over_the_tenants_cap_gets_413_and_is_not_charged(servers, pro
     assert not list(redis.Redis.from_url(redis_server.url).scan_iter("ctxopt:serve:budget:*"))
 
 
+def test_a_request_the_provider_never_got_is_not_charged(servers, provider, redis_server):
+    t = tokens_per_request()
+    server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"', tenants=budget_tenants(100 * t, 10 * t)))
+    ok = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+                    headers=auth("budgeted"), timeout=30)
+    dropped = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "drop", "messages": QUESTION},
+                         headers=auth("budgeted"), timeout=30)
+    assert (ok.status_code, dropped.status_code) == (200, 502)
+    client = redis.Redis.from_url(redis_server.url)
+    (counter,) = [k for k in client.scan_iter("ctxopt:serve:budget:budgeted:*") if b":alerted:" not in k]
+    assert float(client.get(counter)) == t  # the dropped request was charged, then given back
+
+
 def test_past_its_budget_a_downgrade_tenant_is_served_with_the_smaller_tier(servers, provider, redis_server):
     server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"', tenants=budget_tenants(1000, 1000)))
     first = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
