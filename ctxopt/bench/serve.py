@@ -109,6 +109,48 @@ async def warm(url: str, bodies: list[bytes], concurrency: int) -> int:
     return failed
 
 
+async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    """An open loop at ``rate``; a third of the way in one worker gets SIGKILL. Counts what failed
+    and how, and whether the supervisor brought the worker count back."""
+    import signal
+
+    import httpx
+
+    before = server.worker_pids()
+    victim = httpx.get(f"{server.url}/healthz", headers={"connection": "close"}).json()["pid"]  # surely a worker
+    failures: dict[str, int] = {}
+    latencies: list[float] = []
+
+    async def one(http: httpx.AsyncClient, body: bytes, arrived: float) -> None:
+        try:
+            answer = await http.post(url, content=body, headers=_headers(), timeout=60)
+            kind = None if answer.status_code == 200 else f"HTTP {answer.status_code}"
+        except httpx.HTTPError as exc:
+            kind = type(exc).__name__
+        if kind:
+            failures[kind] = failures.get(kind, 0) + 1
+        latencies.append((time.perf_counter() - arrived) * 1000)
+
+    async def killer() -> None:
+        await asyncio.sleep(seconds / 3)
+        os.kill(victim, signal.SIGKILL)
+
+    tasks = [asyncio.create_task(killer())]
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=None)) as http:
+        for n in range(max(1, int(rate * seconds))):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(http, bodies[n % len(bodies)], started + n / rate)))
+        await asyncio.gather(*tasks)
+    deadline = time.monotonic() + 30
+    while len(server.worker_pids() - {victim}) < len(before) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    errors = sum(failures.values())
+    return _stats(latencies, errors, time.perf_counter() - started) | {
+        "rate_rps": round(rate, 1), "failures": failures, "workers_before": len(before),
+        "replaced": len(server.worker_pids() - {victim}) >= len(before)}
+
+
 def _headers() -> dict[str, str]:
     return {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
 
@@ -185,6 +227,9 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                 print(f"  open loop {stats['rate_rps']} req/s ({share:.0%} of capacity): p50 {stats['p50_ms']} ms "
                       f"p99 {stats['p99_ms']} ms errors {stats['errors']}", flush=True)
             unloaded_2 = asyncio.run(closed_loop(url, bodies, 1, seconds / 2))
+            chaos = asyncio.run(kill_a_worker(server, url, bodies, 0.5 * peak, seconds))
+            print(f"  chaos: a worker killed mid-load at {chaos['rate_rps']} req/s: {chaos['errors']} of "
+                  f"{chaos['requests']} requests failed ({chaos['failures']}); replaced: {chaos['replaced']}", flush=True)
     speedup = round(runs[2]["capacity"]["throughput_rps"] / runs[1]["capacity"]["throughput_rps"], 2)
     at_2x_peak = next(r for r in open_rows if r["share_of_capacity"] == 2 * EXPECTED_PEAK)
     p99_ratio = round(at_2x_peak["p99_ms"] / unloaded_2["p99_ms"], 2)
@@ -195,12 +240,14 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         "by_workers": list(runs.values()),
         "open_loop_2_workers": open_rows,
         "unloaded_2_workers": unloaded_2,
+        "chaos_worker_killed": chaos,
         "headline": {"throughput_1_worker_rps": runs[1]["capacity"]["throughput_rps"],
                      "throughput_2_workers_rps": runs[2]["capacity"]["throughput_rps"],
                      "speedup_2_vs_1": speedup, "speedup_at_least_1_7": speedup >= 1.7,
                      "p99_at_2x_expected_peak_ms": at_2x_peak["p99_ms"], "unloaded_p99_ms": unloaded_2["p99_ms"],
                      "p99_ratio_at_2x_peak": p99_ratio, "p99_within_3x": p99_ratio <= 3.0,
-                     "error_rate_at_2x_peak": at_2x_peak["error_rate"]},
+                     "error_rate_at_2x_peak": at_2x_peak["error_rate"],
+                     "chaos_kill_failed_requests": chaos["errors"], "chaos_worker_replaced": chaos["replaced"]},
     }
     (out_dir / "serve.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     rows = [[f"{r['workers']} worker(s), closed loop {CLIENTS}", r["capacity"]["requests"], r["capacity"]["errors"],
@@ -218,6 +265,10 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         f"Expected peak stated as {EXPECTED_PEAK:.0%} of the 2-worker capacity; at 2x that ({2 * EXPECTED_PEAK:.0%}, "
         f"{at_2x_peak['rate_rps']} req/s) p99 is {at_2x_peak['p99_ms']} ms, {p99_ratio}x the unloaded p99 "
         f"(target <= 3x: {'met' if p99_ratio <= 3 else 'not met'}), error rate {at_2x_peak['error_rate']:.2%}.",
+        f"Chaos: one of 2 workers killed (SIGKILL) a third into an open loop at {chaos['rate_rps']} req/s: "
+        f"{chaos['errors']} of {chaos['requests']} requests failed ({chaos['failures'] or 'none'}); the supervisor "
+        f"{'replaced the worker' if chaos['replaced'] else 'had not replaced the worker within 30 s'}. A killed worker's "
+        "open connections are reset by the kernel, so its in-flight requests fail as connection errors, not HTTP 5xx.",
         "load avg is the machine's 1-minute load average at the end of each level (other processes included).",
     ]
     write_table(out_dir / "serve.md", "Serve: ctxopt serve with 1 and 2 worker processes",
