@@ -34,59 +34,61 @@ def percentile(values: list[float], q: float) -> float:
     return nearest_rank(values, q)
 
 
+async def _send(http: Any, url: str, body: bytes) -> str | None:
+    """POST one request; ``None`` when it was answered 200, else what went wrong."""
+    import httpx
+
+    try:
+        answer = await http.post(url, content=body, headers=_headers(), timeout=60)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if answer.status_code == 200 else f"HTTP {answer.status_code}"
+
+
 async def closed_loop(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
     """``clients`` loops, each sending its next request when the last is answered."""
     import httpx
 
     latencies: list[float] = []
-    errors = 0
+    failures: list[str] = []
     counter = iter(range(10**9))
     stop = time.perf_counter() + seconds
 
     async def client(http: httpx.AsyncClient) -> None:
-        nonlocal errors
         while time.perf_counter() < stop:
-            body = bodies[next(counter) % len(bodies)]
             t0 = time.perf_counter()
-            try:
-                answer = await http.post(url, content=body, headers=_headers(), timeout=60)
-                errors += answer.status_code != 200
-            except httpx.HTTPError:
-                errors += 1
+            failure = await _send(http, url, bodies[next(counter) % len(bodies)])
+            failures.extend([failure] if failure else [])
             latencies.append((time.perf_counter() - t0) * 1000)
 
     started = time.perf_counter()
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients)) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
-    wall = time.perf_counter() - started
-    return _stats(latencies, errors, wall) | {"clients": clients}
+    return _stats(latencies, failures, time.perf_counter() - started) | {"clients": clients}
 
 
-async def open_loop(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
-    """Requests arrive every ``1/rate`` s whatever the answers; latency counts from arrival."""
+async def open_loop(url: str, bodies: list[bytes], rate: float, seconds: float,
+                    during: Any = None) -> dict[str, Any]:
+    """Requests arrive every ``1/rate`` s whatever the answers; latency counts from arrival.
+    ``during`` (a coroutine) runs alongside, e.g. to break something mid-load."""
     import httpx
 
     latencies: list[float] = []
-    errors = 0
+    failures: list[str] = []
 
     async def one(http: httpx.AsyncClient, body: bytes, arrived: float) -> None:
-        nonlocal errors
-        try:
-            answer = await http.post(url, content=body, headers=_headers(), timeout=60)
-            errors += answer.status_code != 200
-        except httpx.HTTPError:
-            errors += 1
+        failure = await _send(http, url, body)
+        failures.extend([failure] if failure else [])
         latencies.append((time.perf_counter() - arrived) * 1000)
 
-    tasks = []
+    tasks = [asyncio.create_task(during)] if during is not None else []
     started = time.perf_counter()
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=None)) as http:
         for n in range(max(1, int(rate * seconds))):
             await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(one(http, bodies[n % len(bodies)], started + n / rate)))
         await asyncio.gather(*tasks)
-    wall = time.perf_counter() - started
-    return _stats(latencies, errors, wall) | {"rate_rps": round(rate, 1)}
+    return _stats(latencies, failures, time.perf_counter() - started) | {"rate_rps": round(rate, 1)}
 
 
 async def warm(url: str, bodies: list[bytes], concurrency: int) -> int:
@@ -118,45 +120,28 @@ async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float,
 
     before = server.worker_pids()
     victim = httpx.get(f"{server.url}/healthz", headers={"connection": "close"}).json()["pid"]  # surely a worker
-    failures: dict[str, int] = {}
-    latencies: list[float] = []
-
-    async def one(http: httpx.AsyncClient, body: bytes, arrived: float) -> None:
-        try:
-            answer = await http.post(url, content=body, headers=_headers(), timeout=60)
-            kind = None if answer.status_code == 200 else f"HTTP {answer.status_code}"
-        except httpx.HTTPError as exc:
-            kind = type(exc).__name__
-        if kind:
-            failures[kind] = failures.get(kind, 0) + 1
-        latencies.append((time.perf_counter() - arrived) * 1000)
 
     async def killer() -> None:
         await asyncio.sleep(seconds / 3)
         os.kill(victim, signal.SIGKILL)
 
-    tasks = [asyncio.create_task(killer())]
-    started = time.perf_counter()
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=None)) as http:
-        for n in range(max(1, int(rate * seconds))):
-            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(http, bodies[n % len(bodies)], started + n / rate)))
-        await asyncio.gather(*tasks)
+    stats = await open_loop(url, bodies, rate, seconds, during=killer())
     deadline = time.monotonic() + 30
     while len(server.worker_pids() - {victim}) < len(before) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-    errors = sum(failures.values())
-    return _stats(latencies, errors, time.perf_counter() - started) | {
-        "rate_rps": round(rate, 1), "failures": failures, "workers_before": len(before),
-        "replaced": len(server.worker_pids() - {victim}) >= len(before)}
+    return stats | {"workers_before": len(before), "replaced": len(server.worker_pids() - {victim}) >= len(before)}
 
 
 def _headers() -> dict[str, str]:
     return {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
 
 
-def _stats(latencies: list[float], errors: int, wall: float) -> dict[str, Any]:
-    return {"requests": len(latencies), "errors": errors, "error_rate": round(errors / max(1, len(latencies)), 4),
+def _stats(latencies: list[float], failures: list[str], wall: float) -> dict[str, Any]:
+    kinds: dict[str, int] = {}
+    for failure in failures:
+        kinds[failure] = kinds.get(failure, 0) + 1
+    return {"requests": len(latencies), "errors": len(failures), "failures": kinds,
+            "error_rate": round(len(failures) / max(1, len(latencies)), 4),
             "seconds": round(wall, 2), "throughput_rps": round(len(latencies) / wall, 1),
             "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
             "p99_ms": round(percentile(latencies, 99), 1), "load_average_1m": round(os.getloadavg()[0], 2)}
