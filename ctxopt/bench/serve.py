@@ -42,7 +42,13 @@ async def _send(http: Any, url: str, body: bytes) -> str | None:
         answer = await http.post(url, content=body, headers=_headers(), timeout=60)
     except httpx.HTTPError as exc:
         return type(exc).__name__
-    return None if answer.status_code == 200 else f"HTTP {answer.status_code}"
+    if answer.status_code == 200:
+        return None
+    try:  # ctxopt's and the providers' errors say their type: keep it, so a failure can be traced
+        kind = answer.json()["error"]["type"]
+    except (ValueError, KeyError, TypeError):
+        kind = "no JSON error"
+    return f"HTTP {answer.status_code} {kind}"
 
 
 async def closed_loop(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
