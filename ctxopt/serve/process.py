@@ -55,15 +55,30 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def worker_pids(self) -> set[int]:
+        """The worker processes (Linux): the supervisor's spawned children, not multiprocessing's
+        resource tracker, which is a child too."""
         if self.process is None:
             return set()
         with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children", encoding="ascii") as f:
-            return {int(p) for p in f.read().split()}
+            children = [int(p) for p in f.read().split()]
+        workers = set()
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"spawn_main" in f.read():
+                        workers.add(pid)
+            except OSError:
+                continue  # gone since the listing
+        return workers
 
     def rss_mb(self) -> float:
         """Resident memory of the supervisor and its workers, in MB (Linux)."""
         total = 0
-        for pid in {self.process.pid if self.process else 0, *self.worker_pids()} - {0}:
+        if self.process is None:
+            return 0.0
+        with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children", encoding="ascii") as f:
+            pids = {self.process.pid, *(int(p) for p in f.read().split())}
+        for pid in pids:
             try:
                 with open(f"/proc/{pid}/statm", encoding="ascii") as f:
                     total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
