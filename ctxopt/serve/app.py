@@ -93,10 +93,11 @@ class Server:
         return Response(body, media_type=content_type)
 
     async def chat_completions(self, request: Request) -> Response:
-        return await self._guarded("chat_completions", request, lambda tenant: self._proxy(request, tenant, "openai"))
+        return await self._guarded("chat_completions", request,
+                                   lambda tenant: self._proxy(request, tenant, "openai", "openai_chat"))
 
     async def messages(self, request: Request) -> Response:
-        return await self._guarded("messages", request, lambda tenant: self._proxy(request, tenant, "anthropic"))
+        return await self._guarded("messages", request, lambda tenant: self._proxy(request, tenant, "anthropic", "anthropic"))
 
     async def optimize(self, request: Request) -> Response:
         return await self._guarded("optimize", request, lambda tenant: self._optimize_only(request, tenant))
@@ -162,7 +163,7 @@ class Server:
                           "bad_request")
         return body
 
-    async def _optimized(self, request: Request, tenant: Tenant) -> tuple[dict[str, Any], Report | None]:
+    async def _optimized(self, request: Request, tenant: Tenant, format: str | None) -> tuple[dict[str, Any], Report | None]:
         """The body to forward and its report; the body as sent and ``None`` if ctxopt failed open."""
         body = await self._body(request)
         tier = tenant.tier
@@ -175,7 +176,7 @@ class Server:
                 tier = tenant.downgrade_tier or tier
         loop = asyncio.get_running_loop()
         try:
-            fitted, report = await loop.run_in_executor(self.executor, optimize_body, body, tenant, tier)
+            fitted, report = await loop.run_in_executor(self.executor, optimize_body, body, tenant, tier, format)
         except Exception as exc:
             metrics.ERRORS.labels("optimize").inc()
             if tenant.on_error == "open":
@@ -210,12 +211,12 @@ class Server:
                                       f"tenant {tenant.name!r} has used {used:.6g} of its {budget.limit:.6g} {budget.unit} "
                                       f"this {budget.period}", {"retry-after": str(retry_after)}), "budget_exceeded")
 
-    async def _proxy(self, request: Request, tenant: Tenant, provider: str) -> Response:
+    async def _proxy(self, request: Request, tenant: Tenant, provider: str, format: str) -> Response:
         upstream = self.config.upstreams.get(provider)
         if upstream is None:
             raise Refused(error_response(404, "not_found", f"this server has no [upstreams.{provider}]; "
                                          f"add one to its config to proxy this route"), "bad_request")
-        body, report = await self._optimized(request, tenant)
+        body, report = await self._optimized(request, tenant, format)
         headers = report_headers(report) if report is not None else {"x-ctxopt-status": "failed-open"}
         response = await forward(self._client(), upstream, self.breakers[provider], body, request.headers, headers)
         if report is not None and tenant.budget is not None and not isinstance(response, StreamingResponse):
@@ -224,12 +225,14 @@ class Server:
         return response
 
     async def _optimize_only(self, request: Request, tenant: Tenant) -> Response:
-        body, report = await self._optimized(request, tenant)
+        # ?format=anthropic (or openai_chat, openai_responses) when the shape alone is ambiguous
+        format = request.query_params.get("format")
+        body, report = await self._optimized(request, tenant, format)
         if report is None:
-            return JSONResponse({"messages": body.get("messages"), "report": None, "status": "failed-open"},
-                                headers={"x-ctxopt-status": "failed-open"})
-        return JSONResponse({"messages": body["messages"], "report": report.to_dict(), "status": "optimized"},
-                            headers=report_headers(report))
+            return JSONResponse({"request": body, "messages": body.get("messages"), "report": None,
+                                 "status": "failed-open"}, headers={"x-ctxopt-status": "failed-open"})
+        return JSONResponse({"request": body, "messages": body.get("messages"), "report": report.to_dict(),
+                             "status": "optimized"}, headers=report_headers(report))
 
 
 def _amount(budget: Budget, report: Report) -> float:

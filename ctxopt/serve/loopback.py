@@ -1,7 +1,7 @@
 """A real HTTP server on loopback that answers like OpenAI's and Anthropic's chat APIs, for tests
 and the serve benchmark: JSON or SSE answers, with configurable latency and failure rate.
 
-The request's ``model`` can steer one request: ``"slow:<seconds>"`` waits that long first,
+The request's ``user`` field (or else its ``model``) can steer one request: ``"slow:<seconds>"`` waits that long first,
 ``"fail:<status>"`` answers that HTTP status, ``"drop"`` closes the connection without answering.
 
 >>> with LoopbackProvider() as provider:
@@ -89,7 +89,7 @@ class LoopbackProvider:
             self.received.append(body)
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
             failed = self.failure_rate > 0 and self._rng.random() < self.failure_rate
-        model = str(body.get("model", ""))
+        model = str(body.get("user") or body.get("model", ""))  # "user" steers when the model must be a real name
         delay = self.latency + (float(model.split(":", 1)[1]) if model.startswith("slow:") else 0.0)
         if delay:
             time.sleep(delay)

@@ -46,9 +46,9 @@ def test_an_open_circuit_answers_503_without_calling_the_provider_then_recovers(
     server = servers(base_config(provider, upstream="breaker_failures = 2\nbreaker_seconds = 1"))
     small = [{"role": "user", "content": "hi"}]
 
-    def post(model: str) -> httpx.Response:
-        return httpx.post(f"{server.url}/v1/chat/completions", json={"model": model, "messages": small},
-                          headers=auth("acme"), timeout=30)
+    def post(directive: str) -> httpx.Response:
+        body = {"model": "gpt-4o-mini", "user": directive, "messages": small}
+        return httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=auth("acme"), timeout=30)
 
     assert [post("fail:500").status_code for _ in range(2)] == [500, 500]
     skipped = post("ok")

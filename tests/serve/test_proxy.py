@@ -100,7 +100,7 @@ def test_a_stream_passes_through_event_by_event(server, provider):
 
 
 def test_a_full_worker_answers_503_with_retry_after(server, provider):
-    slow = {"model": "slow:1.5", "messages": [{"role": "user", "content": "hi"}]}
+    slow = {"model": "gpt-4o-mini", "user": "slow:1.5", "messages": [{"role": "user", "content": "hi"}]}
     with ThreadPoolExecutor(2) as pool:
         busy = [pool.submit(httpx.post, f"{server.url}/v1/chat/completions", json=slow, headers=auth("acme"), timeout=30)
                 for _ in range(2)]
@@ -118,12 +118,12 @@ def test_a_full_worker_answers_503_with_retry_after(server, provider):
 def test_provider_failures_become_clean_502_and_504_and_provider_errors_pass_through(server, provider):
     small = [{"role": "user", "content": "hi"}]
     before = httpx.get(f"{server.url}/metrics").text
-    dropped = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "drop", "messages": small},
+    dropped = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "user": "drop", "messages": small},
                          headers=auth("acme"), timeout=30)
-    slow = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "slow:3", "messages": small},
+    slow = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "user": "slow:3", "messages": small},
                       headers=auth("acme"), timeout=30)
-    failing = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "fail:529", "messages": small},
-                         headers=auth("acme"), timeout=30)
+    failing = httpx.post(f"{server.url}/v1/chat/completions", headers=auth("acme"), timeout=30,
+                         json={"model": "gpt-4o-mini", "user": "fail:529", "messages": small})
     assert dropped.status_code == 502 and dropped.json()["error"]["type"] == "upstream_unreachable"
     assert slow.status_code == 504 and slow.json()["error"]["type"] == "upstream_timeout"
     assert failing.status_code == 529 and failing.json()["error"]["message"] == "loopback failure"
@@ -154,14 +154,14 @@ def test_fail_closed_refuses_the_request_with_the_reason(server, provider):
 
 def test_a_body_that_is_not_a_chat_gets_400(server, provider):
     bad_json = httpx.post(f"{server.url}/v1/chat/completions", content=b"{nope", headers=auth("acme"))
-    no_messages = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "x"}, headers=auth("acme"))
+    no_messages = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini"}, headers=auth("acme"))
     assert bad_json.status_code == 400 and no_messages.status_code == 400
     assert "messages" in no_messages.json()["error"]["message"]
     assert provider.received == []
 
 
 def test_a_body_over_the_size_limit_gets_413_before_it_is_read(server, provider):
-    huge = {"model": "m", "messages": [{"role": "user", "content": "x" * 300_000}]}
+    huge = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 300_000}]}
     answer = httpx.post(f"{server.url}/v1/chat/completions", json=huge, headers=auth("acme"), timeout=30)
     assert answer.status_code == 413
     assert "max_body_bytes" in answer.json()["error"]["message"]
@@ -194,7 +194,19 @@ def test_the_anthropic_route_takes_an_x_api_key_and_streams_anthropic_events_thr
     assert names[0] == "message_start" and names[-1] == "message_stop"
     received = provider.received[-1]
     assert received["system"] == "Be brief." and received["max_tokens"] == 64
-    assert len(received["messages"]) < len(sent["messages"]) and tokens_after <= 3584
+    # The free tier's 4,096 tokens, less the answer's max_tokens (it replaces the tier's reserve).
+    assert len(received["messages"]) < len(sent["messages"]) and tokens_after <= 4096 - 64
     assert provider.headers[-1]["x-api-key"] == "sk-upstream-secret"
     assert provider.headers[-1]["anthropic-version"] == "2023-06-01"
     assert "authorization" not in provider.headers[-1]
+
+
+def test_optimize_returns_a_whole_anthropic_request_in_its_own_shape(server):
+    sent = {"model": "claude-sonnet-4-5", "max_tokens": 64, "system": [{"type": "text", "text": "Be brief."}],
+            "messages": long_chat()[1:]}
+    answer = httpx.post(f"{server.url}/v1/optimize?format=anthropic", json=sent, headers=auth("acme"), timeout=30)
+    assert answer.status_code == 200, answer.text
+    fitted = answer.json()["request"]
+    assert fitted["system"] == sent["system"] and fitted["max_tokens"] == 64
+    assert len(fitted["messages"]) < len(sent["messages"])
+    assert fitted["messages"][-1] == sent["messages"][-1]

@@ -51,7 +51,7 @@ def test_two_instances_of_two_workers_alert_once_per_threshold_and_throttle_with
         a, b = pool.map(lambda name: servers(config, workers=2, name=name), ["a", "b"])
     statuses = []
     for i in range(14):
-        answer = httpx.post(f"{(a, b)[i % 2].url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+        answer = httpx.post(f"{(a, b)[i % 2].url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                             headers=auth("budgeted"), timeout=30)
         statuses.append(answer.status_code)
         if answer.status_code == 429:
@@ -73,7 +73,7 @@ def test_a_request_over_the_tenants_cap_gets_413_and_is_not_charged(servers, pro
     t = tokens_per_request()
     server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"',
                                  tenants=budget_tenants(100 * t, t - 1)))
-    answer = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+    answer = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                         headers=auth("budgeted"), timeout=30)
     assert answer.status_code == 413
     assert f"cap of {t - 1}" in answer.json()["error"]["message"]
@@ -84,9 +84,9 @@ def test_a_request_over_the_tenants_cap_gets_413_and_is_not_charged(servers, pro
 def test_a_request_the_provider_never_got_is_not_charged(servers, provider, redis_server):
     t = tokens_per_request()
     server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"', tenants=budget_tenants(100 * t, 10 * t)))
-    ok = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+    ok = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                     headers=auth("budgeted"), timeout=30)
-    dropped = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "drop", "messages": QUESTION},
+    dropped = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "user": "drop", "messages": QUESTION},
                          headers=auth("budgeted"), timeout=30)
     assert (ok.status_code, dropped.status_code) == (200, 502)
     client = redis.Redis.from_url(redis_server.url)
@@ -96,9 +96,9 @@ def test_a_request_the_provider_never_got_is_not_charged(servers, provider, redi
 
 def test_past_its_budget_a_downgrade_tenant_is_served_with_the_smaller_tier(servers, provider, redis_server):
     server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"', tenants=budget_tenants(1000, 1000)))
-    first = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+    first = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                        headers=auth("downgraded"), timeout=30)
-    second = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+    second = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                         headers=auth("downgraded"), timeout=30)
     assert (first.status_code, second.status_code) == (200, 200)
     assert (first.headers["x-ctxopt-tier"], second.headers["x-ctxopt-tier"]) == ("free", "tiny")
@@ -107,7 +107,7 @@ def test_past_its_budget_a_downgrade_tenant_is_served_with_the_smaller_tier(serv
 def test_with_redis_down_the_proxy_keeps_serving_and_counts_the_outage(servers, provider, redis_server):
     server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"', tenants=budget_tenants(1000, 1000)))
     redis_server.stop()
-    answers = [httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": QUESTION},
+    answers = [httpx.post(f"{server.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                           headers=auth("budgeted"), timeout=30) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert len(provider.received) == 3

@@ -21,7 +21,7 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(servers, pro
     victim = httpx.get(f"{server.url}/healthz", headers={"connection": "close"}).json()["pid"]
     assert victim in server.worker_pids()
     os.kill(victim, signal.SIGKILL)
-    small = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    small = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     statuses = []
     while time.monotonic() < deadline:
         try:
