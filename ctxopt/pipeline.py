@@ -18,12 +18,15 @@ from typing import Any
 
 from ctxopt.counting import response_format_tokens, tokenizer_for, tools_tokens
 from ctxopt.errors import BudgetError, ConfigError, CtxoptError, InputError, StageError
-from ctxopt.prices import DEFAULT_MODEL, price_per_1k
+from ctxopt.pricing import DEFAULT_MODEL, Price, check_prices, price_of
 from ctxopt.report import Report, StageReport
+from ctxopt.sessions import billing
+from ctxopt.sessions.state import Previous, SessionStore, check_key, default_store
 from ctxopt.stages import STAGES, Fit, PruneToolOutput, stage_config
+from ctxopt.stages.session import SessionLayout
 from ctxopt.tiers import Tier, resolve_tier
 from ctxopt.tokens import REPLY_PRIMING, Tokenizer
-from ctxopt.types import Context
+from ctxopt.types import CACHE_BREAKPOINT, Context
 from ctxopt.validate import parse_toml
 
 # The default pipeline: cut over-long tool results (only when the prompt is over its tier, by
@@ -51,6 +54,9 @@ class Pipeline:
     :mod:`ctxopt.counting`) and prices the report; a request's own ``model`` overrides it per call.
     ``encoding`` (a tiktoken encoding) or ``token_counter`` (a ``(text) -> int`` callable) override
     the counting for every model. With neither, an unnamed model is counted in ``cl100k_base``.
+    The report's bill uses the model's prices (:mod:`ctxopt.pricing`; an unnamed model is priced as
+    ``gpt-4o``); ``prices`` adds or overrides per-model prices in US$ per 1M tokens, ``price_per_1k``
+    sets the input price alone.
     """
 
     stages: tuple[Any, ...] = DEFAULT_STAGES
@@ -58,6 +64,7 @@ class Pipeline:
     encoding: str | None = None
     model: str | None = None
     price_per_1k: float | None = None
+    prices: Mapping[str, Any] | None = None
     token_counter: Callable[[str], int] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,7 +82,14 @@ class Pipeline:
                 raise ConfigError(f"{stage!r} is not a stage: a stage has a str `name` and a run(context) method")
         if self.model is not None:
             tokenizer_for(self.model, encoding=self.encoding, token_counter=self.token_counter)  # fail now
-        price_per_1k(self.model or DEFAULT_MODEL, self.price_per_1k)  # fail now, not after the first request
+        if self.prices is not None:
+            check_prices(self.prices)
+        self.price()  # fail now, not after the first request
+
+    def price(self, model: str | None = None) -> Price:
+        """The price the report's bill uses for ``model`` (the pipeline's when None), with the
+        pipeline's overrides."""
+        return price_of(model or self.model or DEFAULT_MODEL, self.prices, price_per_1k=self.price_per_1k)
 
     def optimize(
         self,
@@ -89,6 +103,8 @@ class Pipeline:
         tools: Sequence[Any] | None = None,
         response_format: Any = None,
         max_output_tokens: int | None = None,
+        session: str | None = None,
+        session_store: SessionStore | None = None,
     ) -> Result:
         """Fit OpenAI-style ``messages`` to ``tier``; the query defaults to the latest user message.
 
@@ -96,6 +112,7 @@ class Pipeline:
         request the messages go out in, so the whole of it is counted: ``model`` (its tokenizer and
         price), ``tools`` (or legacy ``functions``) and ``response_format`` (their schemas count
         against the budget), ``max_output_tokens`` (the answer's room: it replaces the tier's reserve).
+        ``session`` names the conversation (see :meth:`run`).
         """
         started = time.perf_counter()
         model = model if model is not None else self.model
@@ -106,14 +123,23 @@ class Pipeline:
         context = Context.from_messages(messages, query=query, tier=resolved, filters=filters)
         fixed = tools_tokens(tools, tokenizer) + response_format_tokens(response_format, tokenizer)
         context = context.replace(tokenizer=tokenizer, fixed_tokens=fixed)
-        return self.run(context, model=model, started=started)
+        return self.run(context, model=model, started=started, session=session, session_store=session_store)
 
     def tokenizer(self, model: str | None = None) -> Tokenizer:
         """The tokenizer that counts ``model``'s prompts (the pipeline's model when None)."""
         return tokenizer_for(model if model is not None else self.model, encoding=self.encoding,
                              token_counter=self.token_counter)
 
-    def run(self, context: Context, *, model: str | None = None, started: float | None = None) -> Result:
+    def run(self, context: Context, *, model: str | None = None, started: float | None = None,
+            session: str | None = None, session_store: SessionStore | None = None) -> Result:
+        """Run the stages and the fit on ``context``.
+
+        With ``session`` (a key naming the conversation, e.g. its thread id) the prompt is laid out
+        for the provider's prompt cache (a ``session`` stage is added before the fit when the
+        pipeline has none), and the bill counts what the provider would serve from cache given
+        the session's previous prompt, kept in ``session_store`` (default: the shared cache, Redis
+        when $CTXOPT_REDIS_URL is set, else disk).
+        """
         started = time.perf_counter() if started is None else started
         model = model if model is not None else self.model
         if context.tokenizer is None:
@@ -121,8 +147,15 @@ class Pipeline:
         tokenizer = context.tokenizer
         context = self._counted(context, tokenizer)
         tokens_before = _total(context)
+        original = context
+        stages: tuple[Any, ...] = self.stages
+        price = self.price(model)
+        if session is not None:
+            check_key(session)
+            if not any(getattr(s, "name", None) == SessionLayout.name for s in stages):
+                stages = (*stages, SessionLayout(encoding=self.encoding, min_cached_tokens=price.min_cached_tokens))
         reports = []
-        for stage in (*self.stages, self.fit):
+        for stage in (*stages, self.fit):
             t0 = time.perf_counter()
             try:
                 out = stage.run(context.replace(notes=MappingProxyType({})))
@@ -146,7 +179,10 @@ class Pipeline:
             ))
             context = out
         tier = context.tier
-        priced = model or DEFAULT_MODEL
+        messages = context.to_messages()
+        sent, without, degraded = self._bills(original, context, messages, price, session, session_store)
+        if degraded:
+            reports[-1] = dataclasses.replace(reports[-1], notes={**reports[-1].notes, "session_degraded": degraded})
         report = Report(
             tier=tier.name or repr(tier),
             tokens_before=tokens_before,
@@ -154,13 +190,32 @@ class Pipeline:
             budget=tier.budget,
             stages=tuple(reports),
             seconds=time.perf_counter() - started,
-            model=priced,
-            price_per_1k=price_per_1k(priced, self.price_per_1k),
+            model=model or DEFAULT_MODEL,
+            price=price,
+            bill=sent,
+            bill_without_ctxopt=without,
+            session=session,
             counting=tokenizer.describe(),
             fixed_tokens=context.fixed_tokens,
             repairs=context.repairs,
         )
-        return Result(messages=context.to_messages(), report=report, context=context)
+        return Result(messages=messages, report=report, context=context)
+
+    @staticmethod
+    def _bills(original: Context, final: Context, messages: list[dict[str, Any]], price: Price, session: str | None,
+               store: SessionStore | None) -> tuple[billing.Bill, billing.Bill, str | None]:
+        """The bills of the prompt sent and of the prompt as it came in, each after the session's
+        previous one of its kind; the new prints are stored for the next request."""
+        chain = session is not None
+        prints = [_print(final, messages if chain else None), _print(original, original.to_messages() if chain else None)]
+        if session is None:
+            return billing.bill(prints[0], None, price), billing.bill(prints[1], None, price), None
+        store = store or default_store()
+        previous, degraded = store.load(session)
+        bills = (billing.bill(prints[0], previous.sent, price), billing.bill(prints[1], previous.unoptimised, price))
+        failed = store.save(session, Previous(billing.after_request(prints[0], previous.sent, price),
+                                              billing.after_request(prints[1], previous.unoptimised, price)))
+        return bills[0], bills[1], degraded or failed
 
     @staticmethod
     def _counted(context: Context, tokenizer: Any) -> Context:
@@ -182,6 +237,8 @@ class Pipeline:
             config["encoding"] = self.encoding
         if self.price_per_1k is not None:
             config["price_per_1k"] = self.price_per_1k
+        if self.prices is not None:
+            config["prices"] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in self.prices.items()}
         return config
 
     @classmethod
@@ -202,7 +259,7 @@ class Pipeline:
             config = parse_toml(text, where)
         if not isinstance(config, Mapping):
             raise ConfigError(f"a pipeline config is a dict or a TOML path, got {type(config).__name__}")
-        allowed = {"stages", "fit", "encoding", "model", "price_per_1k"}
+        allowed = {"stages", "fit", "encoding", "model", "price_per_1k", "prices"}
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise ConfigError(f"unknown pipeline key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -214,7 +271,7 @@ class Pipeline:
             raise ConfigError(f"pipeline 'fit' must be a table of fit options, got {fit_options!r}")
         fit = _build_stage({"name": "fit", **fit_options})
         return cls(stages=tuple(_build_stage(s) for s in stages), fit=fit,
-                   **{k: config[k] for k in ("encoding", "model", "price_per_1k") if k in config})
+                   **{k: config[k] for k in ("encoding", "model", "price_per_1k", "prices") if k in config})
 
 
 def _drop_none(config: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +295,18 @@ def _build_stage(spec: Any) -> Any:
         return cls(**options)
     except TypeError as exc:
         raise ConfigError(f"stage {name!r}: {exc}") from exc
+
+
+def _print(context: Context, messages: list[dict[str, Any]] | None) -> billing.PromptPrint:
+    """The cache print of a context's prompt; without ``messages`` only counts (nothing to compare).
+    Tool and response_format schemas come first in a provider's prompt: they are one leading entry,
+    known by their token count."""
+    items = context.items
+    lead = [{"fixed_tokens": context.fixed_tokens}] if context.fixed_tokens else []
+    entries = lead + (messages if messages is not None else [{}] * len(items))
+    tokens = [context.fixed_tokens] * len(lead) + [i.tokens or 0 for i in items]
+    marks = [k + len(lead) for k, i in enumerate(items) if i.metadata.get(CACHE_BREAKPOINT)]
+    return billing.fingerprint(entries, tokens, marks, chain=messages is not None)
 
 
 def _total(context: Context) -> int:
@@ -267,11 +336,15 @@ def optimize(
     tools: Sequence[Any] | None = None,
     response_format: Any = None,
     max_output_tokens: int | None = None,
+    session: str | None = None,
+    session_store: SessionStore | None = None,
 ) -> Result:
     """Fit an agent's chat ``messages`` into ``tier``'s token limit; returns messages and a report.
     ``filters`` scope this request's retrieval (e.g. ``{"tenant": "acme"}``) when the pipeline retrieves;
     ``model``, ``tools``, ``response_format`` and ``max_output_tokens`` describe the request so all of it
-    is counted the way the model's provider bills it (see :meth:`Pipeline.optimize`).
+    is counted the way the model's provider bills it (see :meth:`Pipeline.optimize`). ``session``
+    names the conversation (e.g. its thread id): the prompt keeps a prefix the provider serves from
+    its cache, and the report's bill counts it (see :meth:`Pipeline.run`).
 
     >>> import ctxopt
     >>> messages, report = ctxopt.optimize([{"role": "system", "content": "Be brief."},
@@ -283,4 +356,5 @@ def optimize(
         raise ConfigError(f"pipeline must be a ctxopt.Pipeline (e.g. Pipeline.from_config(...)), got {pipeline!r}")
     return (pipeline or Pipeline()).optimize(messages, tier, query, tiers=tiers, filters=filters, model=model,
                                              tools=tools, response_format=response_format,
-                                             max_output_tokens=max_output_tokens)
+                                             max_output_tokens=max_output_tokens, session=session,
+                                             session_store=session_store)

@@ -126,16 +126,14 @@ def price_of(model: str, prices: Mapping[str, Any] | None = None, *, price_per_1
         if found is not None:
             name, entry = found
             return _price(name, entry, source if name == model else f"{source}, as {name!r}")
-    raise ConfigError(_unknown(model))
-
-
-def _unknown(model: str) -> str:
-    return (
+    raise ConfigError(
         f"no price known for model {model!r} (looked in your prices, ${PRICES_ENV}, {_litellm_label()} and "
-        f"ctxopt's snapshot of {snapshot_info()['generated']}). Give one in US$ per 1M tokens: "
-        f"Pipeline(model={model!r}, prices={{{model!r}: {{'input': 3.0, 'cache_read': 0.3, 'cache_write': 3.75}}}}), "
-        f"a [prices.\"{model}\"] table in the pipeline TOML, a JSON/TOML file of such tables in ${PRICES_ENV} "
-        "(--prices on the CLI), or price_per_1k= / --price for the input price alone"
+        f"ctxopt's snapshot of {snapshot_info()['generated']})",
+        hint=f"give one in US$ per 1M tokens: Pipeline(model={model!r}, prices={{{model!r}: {{'input': 3.0, "
+             f"'cache_read': 0.3, 'cache_write': 3.75}}}}), a [prices.\"{model}\"] table in the pipeline TOML, or a "
+             f"JSON/TOML file of such tables in ${PRICES_ENV}; price_per_1k= sets the input price alone",
+        cli_hint=f"give its price: --prices FILE (JSON or TOML like {{\"{model}\": {{\"input\": 3.0, "
+                 f"\"cache_read\": 0.3}}}}, US$ per 1M tokens), ${PRICES_ENV}, or --price USD (per 1k input tokens)",
     )
 
 

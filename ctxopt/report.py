@@ -1,10 +1,19 @@
-"""What one request did: tokens before and after each stage, what was dropped, time, cost saved."""
+"""What one request did: tokens before and after each stage, what was dropped, time, and its bill.
+
+The bill prices the prompt sent with the model's fresh, cache-read and cache-write prices and the
+tokens the provider would serve from its cache given the session's previous prompt (none without a
+session), next to the bill of the prompt as it came in, with the cache *it* would have had. The
+difference (``cost_saved``) can be negative, and ``str(report)`` then says so.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+from ctxopt.pricing import Price
+from ctxopt.sessions.billing import PER, Bill
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -29,7 +38,11 @@ class Report:
     stages: tuple[StageReport, ...]
     seconds: float
     model: str
-    price_per_1k: float
+    price: Price
+    bill: Bill | None = None
+    bill_without_ctxopt: Bill | None = None
+    session: str | None = None
+    billed: Bill | None = None  # from the provider's usage, when the response came back through wrap()
     counting: str = ""  # the encoding, and the margin when counts are estimates
     fixed_tokens: int = 0  # tool definitions and response_format schemas, charged in every prompt
     repairs: tuple[str, ...] = ()  # what was repaired on the way in (unanswered tool calls, orphans)
@@ -39,9 +52,30 @@ class Report:
         return self.tokens_before - self.tokens_after
 
     @property
+    def price_per_1k(self) -> float:
+        """The model's list input price per 1k tokens."""
+        return self.price.per_1k
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens the provider would serve from its cache (0 without a session)."""
+        return self.bill.cached_tokens if self.bill else 0
+
+    @property
+    def cost(self) -> float:
+        """US$ for the prompt sent, cache reads and writes included."""
+        return self.bill.cost if self.bill else self.tokens_after * self.price.input / PER
+
+    @property
+    def cost_without_ctxopt(self) -> float:
+        """US$ the prompt as it came in would have cost, with the cache it would have had."""
+        return self.bill_without_ctxopt.cost if self.bill_without_ctxopt else self.tokens_before * self.price.input / PER
+
+    @property
     def cost_saved(self) -> float:
-        """Dollars saved on input tokens at ``price_per_1k`` (negative if retrieval added more)."""
-        return self.tokens_saved / 1000 * self.price_per_1k
+        """``cost_without_ctxopt - cost``: negative when ctxopt's prompt costs more (e.g. it broke
+        a cached prefix that the whole conversation would have reused)."""
+        return self.cost_without_ctxopt - self.cost
 
     @property
     def dropped(self) -> tuple[str, ...]:
@@ -62,6 +96,8 @@ class Report:
         data = dataclasses.asdict(self)
         data["stages"] = [{**dataclasses.asdict(s), "notes": dict(s.notes)} for s in self.stages]
         data.update(tokens_saved=self.tokens_saved, cost_saved=round(self.cost_saved, 8),
+                    cost=round(self.cost, 8), cost_without_ctxopt=round(self.cost_without_ctxopt, 8),
+                    cached_tokens=self.cached_tokens, price_per_1k=self.price_per_1k,
                     cache_hits=self.cache_hits, cache_misses=self.cache_misses)
         return data
 
@@ -82,10 +118,9 @@ class Report:
         return ", ".join(parts)
 
     def __str__(self) -> str:
-        money = f"saved ${self.cost_saved:.6f}" if self.cost_saved >= 0 else f"costs ${-self.cost_saved:.6f} more"
         lines = [
             f"tier {self.tier}: {self.tokens_before} -> {self.tokens_after} tokens ({self._size_change()}, budget "
-            f"{self.budget}), {money} at ${self.price_per_1k}/1k ({self.model}), {self.seconds * 1000:.1f} ms",
+            f"{self.budget}), {self._money()}, {self.seconds * 1000:.1f} ms",
         ]
         if self.counting and self.counting != "cl100k_base":
             lines.append(f"  counted in {self.counting}")
@@ -104,4 +139,22 @@ class Report:
             lines.append(line)
         if self.cache_hits or self.cache_misses:
             lines.append(f"  embedding cache: {self.cache_hits} hits, {self.cache_misses} misses")
+        if self.billed is not None:
+            lines.append(f"  billed by the provider: {self.billed.prompt_tokens} prompt tokens, "
+                         f"{self.billed.cached_tokens} cached, {self.billed.cache_write_tokens} written, "
+                         f"${self.billed.cost:.6f} (estimated ${self.cost:.6f})")
         return "\n".join(lines)
+
+    def _money(self) -> str:
+        prices = f"at {self.model} prices (${self.price.input:g}/1M input, ${self.price.cache_read:g} cached)"
+        cache = ""
+        if self.bill and (self.bill.cached_tokens or self.bill.cache_write_tokens):
+            cache = f", {self.bill.cached_tokens} tokens from the prompt cache"
+            cache += f", {self.bill.cache_write_tokens} written to it" if self.bill.cache_write_tokens else ""
+        if self.cost_saved < 0:
+            cached_without = self.bill_without_ctxopt.cached_tokens if self.bill_without_ctxopt else 0
+            why = (", the prompt as it came in would have been served from the prompt cache"
+                   if cached_without > self.cached_tokens else "")
+            return (f"costs ${self.cost:.6f}: ${-self.cost_saved:.6f} MORE than without ctxopt "
+                    f"(${self.cost_without_ctxopt:.6f}{why}){cache} {prices}")
+        return f"costs ${self.cost:.6f}, saved ${self.cost_saved:.6f} of ${self.cost_without_ctxopt:.6f}{cache} {prices}"

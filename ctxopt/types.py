@@ -41,6 +41,10 @@ ROLES: dict[str, str] = {
     "assistant": "assistant",
     "tool": "tool",
 }
+# Item metadata key marking the last item of a cache-stable prompt segment (set by the session
+# layout). Adapters for providers with explicit caching (Anthropic) turn it into a cache_control
+# breakpoint; with automatic caching (OpenAI) the layout alone keeps the prefix cached.
+CACHE_BREAKPOINT = "cache_breakpoint"
 RETRIEVED_HEADER = "Relevant context"
 SUMMARY_HEADER = "Summary of the earlier conversation"
 

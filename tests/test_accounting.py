@@ -10,6 +10,7 @@ import pytest
 import ctxopt
 from ctxopt import Accountant, BudgetAlert, Report, StageReport
 from ctxopt.cli import main
+from ctxopt.pricing import Price
 
 JUNE, JULY = 1_780_000_000.0, 1_782_900_000.0  # 2026-05-28 and 2026-07-01 (UTC)
 
@@ -18,7 +19,7 @@ def report(before: int = 1000, after: int = 400, *, tier: str = "free", seconds:
            hits: int = 0, misses: int = 0, price: float = 0.0025) -> Report:
     notes = {"cache_hits": hits, "cache_misses": misses} if hits or misses else {}
     return Report(tier=tier, tokens_before=before, tokens_after=after, budget=3584, seconds=seconds,
-                  model="gpt-4o", price_per_1k=price,
+                  model="gpt-4o", price=Price(input=price * 1000, model="gpt-4o"),
                   stages=(StageReport(name="fit", tokens_in=before, tokens_out=after, notes=notes),))
 
 

@@ -90,6 +90,14 @@ class Accountant:
             tally.tokens_before += report.tokens_before
             tally.tokens_after += report.tokens_after
             tally.cost_saved += report.cost_saved
+            tally.cost += report.cost
+            tally.cost_without_ctxopt += report.cost_without_ctxopt
+            tally.cached_tokens += report.cached_tokens
+            if report.billed is not None:
+                tally.billed_requests += 1
+                tally.billed_prompt_tokens += report.billed.prompt_tokens
+                tally.billed_cached_tokens += report.billed.cached_tokens
+                tally.billed_cost += report.billed.cost
             tally.cache_hits += report.cache_hits
             tally.cache_misses += report.cache_misses
             tally.latency.add(report.seconds, self._rng)

@@ -10,8 +10,8 @@ from ctxopt.accounting.usage import Usage
 if TYPE_CHECKING:
     from ctxopt.accounting.accountant import Accountant
 
-HEADER = (f"{'tenant':<16} {'agent':<14} {'tier':<10} {'requests':>8} {'tokens in':>11} {'tokens out':>11} "
-          f"{'saved':>6} {'$ saved':>10} {'cache':>6} {'p50 ms':>7} {'p95 ms':>7}")
+HEADER = (f"{'tenant':<14} {'agent':<12} {'tier':<8} {'requests':>8} {'tokens in':>11} {'tokens out':>10} "
+          f"{'saved':>6} {'$ cost':>10} {'$ saved':>10} {'cache':>6} {'p50 ms':>7} {'p95 ms':>7}")
 
 
 def _cut(text: str, width: int) -> str:
@@ -23,8 +23,8 @@ def _rate(rate: float | None) -> str:
 
 
 def _row(u: Usage) -> str:
-    return (f"{_cut(u.tenant, 16):<16} {_cut(u.agent, 14):<14} {_cut(u.tier, 10):<10} {u.requests:>8,} "
-            f"{u.tokens_before:>11,} {u.tokens_after:>11,} {u.saved_share:>6.0%} {u.cost_saved:>10.4f} "
+    return (f"{_cut(u.tenant, 14):<14} {_cut(u.agent, 12):<12} {_cut(u.tier, 8):<8} {u.requests:>8,} "
+            f"{u.tokens_before:>11,} {u.tokens_after:>10,} {u.saved_share:>6.0%} {u.cost:>10.4f} {u.cost_saved:>10.4f} "
             f"{_rate(u.cache_hit_rate):>6} {u.p50_ms:>7.1f} {u.p95_ms:>7.1f}")
 
 
@@ -34,11 +34,15 @@ def render(accountant: Accountant, top: int = 15, by: Sequence[str] = ("tenant",
     tenants = {u.tenant for u in accountant.usage(by=("tenant",))}
     lines = [
         f"ctxopt usage: {total.requests:,} requests from {len(tenants)} tenant(s); "
-        f"{total.tokens_before:,} -> {total.tokens_after:,} tokens ({total.saved_share:.0%} saved), "
-        f"${total.cost_saved:.4f} saved",
+        f"{total.tokens_before:,} -> {total.tokens_after:,} tokens ({total.saved_share:.0%} saved)",
+        f"cost ${total.cost:.4f} vs ${total.cost_without_ctxopt:.4f} without ctxopt, "
+        + (f"${total.cost_saved:.4f} saved" if total.cost_saved >= 0 else f"${-total.cost_saved:.4f} MORE"),
         f"optimisation latency p50 {total.p50_ms:.1f} ms, p95 {total.p95_ms:.1f} ms; "
         f"embedding cache hit rate {_rate(total.cache_hit_rate)}",
     ]
+    if total.billed_requests:
+        lines.append(f"billed by providers for {total.billed_requests:,} request(s): {total.billed_prompt_tokens:,} "
+                     f"prompt tokens, {total.billed_cached_tokens:,} from cache, ${total.billed_cost:.4f}")
     if rows:
         lines += ["", HEADER] + [_row(u) for u in rows[:top]]
         if len(rows) > top:

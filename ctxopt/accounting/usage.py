@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 RESERVOIR_SIZE = 512
+BILL_COUNTS = ("cached_tokens", "billed_requests", "billed_prompt_tokens", "billed_cached_tokens")
+BILL_MONEY = ("cost", "cost_without_ctxopt", "billed_cost")
 
 
 class Reservoir:
@@ -59,6 +61,13 @@ class Tally:
     cost_saved: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
+    cost: float = 0.0
+    cost_without_ctxopt: float = 0.0
+    cached_tokens: int = 0
+    billed_requests: int = 0
+    billed_prompt_tokens: int = 0
+    billed_cached_tokens: int = 0
+    billed_cost: float = 0.0
     latency: Reservoir = dataclasses.field(default_factory=Reservoir)
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,16 +80,22 @@ class Tally:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], size: int) -> Tally:
         counts = {k: int(data[k]) for k in ("requests", "tokens_before", "tokens_after", "cache_hits", "cache_misses")}
+        # Files written before the bill existed lack these: they read as zero.
+        counts.update({k: int(data.get(k, 0)) for k in BILL_COUNTS})
+        money = {k: float(data.get(k, 0.0)) for k in BILL_MONEY}
         latency = Reservoir(size, (float(v) for v in data["latency_seconds"]), int(data["latency_seen"]))
-        return cls(**counts, cost_saved=float(data["cost_saved"]), latency=latency)
+        return cls(**counts, **money, cost_saved=float(data["cost_saved"]), latency=latency)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Usage:
     """What one tenant/agent/tier (or a roll-up of several, where a field is ``"*"``) used.
 
-    ``tokens_before`` reached ctxopt, ``tokens_after`` went to the model; latency is ctxopt's own
-    optimisation time per request, from a bounded sample (see :class:`Reservoir`).
+    ``tokens_before`` reached ctxopt, ``tokens_after`` went to the model; ``cost`` is the estimated
+    bill of what was sent (prompt cache included), ``cost_without_ctxopt`` that of the prompts as
+    they came in, ``cost_saved`` the difference (negative when ctxopt cost more). ``billed_*`` sum
+    what providers reported in ``usage`` for the ``billed_requests`` that returned it. Latency is
+    ctxopt's own optimisation time per request, from a bounded sample (see :class:`Reservoir`).
     """
 
     tenant: str
@@ -94,6 +109,13 @@ class Usage:
     cache_misses: int
     p50_ms: float
     p95_ms: float
+    cost: float = 0.0
+    cost_without_ctxopt: float = 0.0
+    cached_tokens: int = 0
+    billed_requests: int = 0
+    billed_prompt_tokens: int = 0
+    billed_cached_tokens: int = 0
+    billed_cost: float = 0.0
 
     @property
     def tokens_saved(self) -> int:
@@ -112,7 +134,9 @@ class Usage:
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "tokens_saved": self.tokens_saved,
                 "p50_ms": round(self.p50_ms, 3), "p95_ms": round(self.p95_ms, 3),
-                "cost_saved": round(self.cost_saved, 8), "cache_hit_rate": self.cache_hit_rate}
+                "cost_saved": round(self.cost_saved, 8), "cost": round(self.cost, 8),
+                "cost_without_ctxopt": round(self.cost_without_ctxopt, 8), "billed_cost": round(self.billed_cost, 8),
+                "cache_hit_rate": self.cache_hit_rate}
 
 
 def usage_of(key: tuple[str, str, str], tallies: Iterable[Tally]) -> Usage:
@@ -130,4 +154,5 @@ def usage_of(key: tuple[str, str, str], tallies: Iterable[Tally]) -> Usage:
         cache_misses=sum(t.cache_misses for t in tallies),
         p50_ms=percentile(samples, 50) * 1000,
         p95_ms=percentile(samples, 95) * 1000,
+        **{k: sum(getattr(t, k) for t in tallies) for k in (*BILL_COUNTS, *BILL_MONEY)},
     )

@@ -30,10 +30,11 @@ BENCHMARKS: dict[str, str] = {
     "memory": "LoCoMo: evidence turns kept at history budgets",
     "overhead": "LoCoMo-sized conversation: pipeline latency with warm caches",
     "tool_output": "HotpotQA results as one search-tool message: supporting facts kept when pruned",
+    "sessions": "LoCoMo replayed as agent sessions: cost with the provider's prompt cache vs evidence recall",
     "load": "optimize from 1-32 threads: throughput, tail latency, memory over 10k requests",
     "serve": "ctxopt serve with 1 and 2 worker processes: capacity, open-loop latency, errors, RSS",
 }
-DEFAULT_SUITE = ("retrieval", "compression", "memory", "overhead", "tool_output")
+DEFAULT_SUITE = ("retrieval", "compression", "memory", "overhead", "tool_output", "sessions")
 PACKAGES = ("ctxopt", "torch", "sentence-transformers", "qdrant-client", "tiktoken", "numpy", "diskcache")
 
 

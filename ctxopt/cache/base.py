@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ctxopt.errors import ConfigError
 
@@ -46,10 +46,13 @@ def open_backend(
     *,
     directory: str | os.PathLike[str] | None = None,
     redis_url: str | None = None,
+    redis_prefix: str | None = None,
+    redis_ttl: int | None = None,
 ) -> CacheBackend | None:
     """A backend from plain settings: "disk" (default), "redis" or "none" (no cache).
 
     ``backend=None`` means Redis when ``redis_url`` or $CTXOPT_REDIS_URL is set, else disk.
+    ``redis_prefix`` and ``redis_ttl`` namespace and expire Redis keys (embeddings by default).
     """
     if backend is not None and not isinstance(backend, str):
         return backend
@@ -65,7 +68,10 @@ def open_backend(
                               cli_hint=f"give --redis-url redis://host:6379/0 or set {REDIS_URL_ENV}")
         from ctxopt.cache.redis_backend import RedisBackend
 
-        return RedisBackend(url)
+        options: dict[str, Any] = {"ttl": redis_ttl}
+        if redis_prefix is not None:
+            options["prefix"] = redis_prefix
+        return RedisBackend(url, **options)
     if choice == "none":
         return None
     raise ConfigError(f"unknown cache backend {choice!r}; choose from {', '.join(BACKENDS)}")

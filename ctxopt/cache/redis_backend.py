@@ -49,13 +49,16 @@ class RedisBackend:
     Timeouts are short (``timeout`` seconds, default 0.25) because a cache that hangs is worse
     than no cache: on any connection error the caller recomputes. After a failure the backend
     stays "down" for ``retry_after`` seconds and fails fast instead of waiting out the timeout on
-    every request. ``ttl`` (seconds) lets entries expire; None keeps them.
+    every request. ``ttl`` (seconds) lets entries expire; None keeps them. ``prefix`` namespaces the
+keys (embeddings by default; session state uses its own).
     """
 
     name = "redis"
 
-    def __init__(self, url: str, *, timeout: float = 0.25, retry_after: float = 5.0, ttl: int | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = 0.25, retry_after: float = 5.0, ttl: int | None = None,
+                 prefix: str = KEY_PREFIX) -> None:
         self.url = url
+        self.prefix = prefix
         self.timeout = timeout
         self.retry_after = retry_after
         self.ttl = ttl
@@ -100,7 +103,7 @@ class RedisBackend:
 
         client = self._connect()
         try:
-            values = client.mget([KEY_PREFIX + k for k in keys])
+            values = client.mget([self.prefix + k for k in keys])
         except (redis.RedisError, OSError) as exc:
             raise self._failed(exc) from exc
         return {k: v for k, v in zip(keys, values) if isinstance(v, bytes)}
@@ -115,7 +118,7 @@ class RedisBackend:
             # SET is atomic per key; the pipeline only saves round trips.
             pipe = client.pipeline(transaction=False)
             for key, value in items.items():
-                pipe.set(KEY_PREFIX + key, value, ex=self.ttl)
+                pipe.set(self.prefix + key, value, ex=self.ttl)
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             raise self._failed(exc) from exc

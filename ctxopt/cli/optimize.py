@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -20,6 +21,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "later, an estimate with a margin for Claude and Gemini) and prices the savings")
     parser.add_argument("--encoding", help="count with this tiktoken encoding instead (e.g. o200k_base), for any model")
     parser.add_argument("--price", type=float, metavar="USD", help="price per 1k input tokens, overrides --model's")
+    parser.add_argument("--prices", metavar="FILE", help="JSON or TOML of per-model prices in US$ per 1M tokens, "
+                        "e.g. {\"my-model\": {\"input\": 3.0, \"cache_read\": 0.3}} (default: $CTXOPT_PRICES)")
+    parser.add_argument("--session", metavar="KEY", help="the conversation's key: lay the prompt out for the "
+                        "provider's cache and bill it after this session's previous request")
     parser.add_argument("--json", action="store_true", help="print the fitted messages and the report as JSON")
 
 
@@ -30,11 +35,14 @@ def run(args: argparse.Namespace) -> int:
     data = conversation.messages
     query = args.query if args.query is not None else conversation.query
     pipeline = Pipeline.from_config(args.pipeline) if args.pipeline else Pipeline()
-    if args.model or args.price is not None or args.encoding:
-        pipeline = Pipeline(stages=pipeline.stages, fit=pipeline.fit, encoding=args.encoding or pipeline.encoding,
-                            model=args.model or pipeline.model,
-                            price_per_1k=args.price if args.price is not None else pipeline.price_per_1k)
-    result = pipeline.optimize(data, args.tier, query, tiers=args.tiers)
+    if args.model or args.price is not None or args.encoding or args.prices:
+        from ctxopt.pricing import load_prices
+
+        prices = {**(pipeline.prices or {}), **(load_prices(args.prices) if args.prices else {})}
+        pipeline = dataclasses.replace(pipeline, encoding=args.encoding or pipeline.encoding,
+                                       model=args.model or pipeline.model, prices=prices or None,
+                                       price_per_1k=args.price if args.price is not None else pipeline.price_per_1k)
+    result = pipeline.optimize(data, args.tier, query, tiers=args.tiers, session=args.session)
     if args.json:
         json.dump({"messages": result.messages, "report": result.report.to_dict()}, sys.stdout,
                   indent=2, ensure_ascii=False)

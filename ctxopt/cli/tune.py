@@ -69,14 +69,14 @@ def load_curve(path: str, variant: str | None) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctxopt.prices import price_per_1k
+    from ctxopt.pricing import price_of
     from ctxopt.tiers import DEFAULT_TIERS, dump_tiers, load_tiers
     from ctxopt.tune.recommend import pareto_plot, recommend, tuned_tiers
 
     out = check_output_file(args.out, "--out")
     plot = check_output_file(args.plot or out.with_suffix(".png"), "--plot" if args.plot else "--out")
     numbers = check_output_file(out.with_suffix(".json"), "--out")
-    price = price_per_1k(args.model, args.price)
+    price = price_of(args.model, price_per_1k=args.price).per_1k
     base = {**DEFAULT_TIERS, **(load_tiers(args.tiers) if args.tiers else {})}
     if args.curve:
         curve, title = load_curve(args.curve, args.variant), f"{Path(args.curve).name}"

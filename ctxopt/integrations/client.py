@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ctxopt.errors import InputError
-from ctxopt.integrations.runner import Choice, Runner, attach
+from ctxopt.integrations.runner import Choice, Runner
 from ctxopt.pipeline import Pipeline
 from ctxopt.report import Report
 from ctxopt.tiers import Tier
@@ -176,8 +176,7 @@ def _optimising(method: Callable[..., Any], runner: Runner, format: str, offload
             result = await runner.optimize_request_async(kwargs, format)
             kwargs = dict(result.request)
             response = await method(**kwargs)
-            runner.record(result.report, kwargs)
-            return attach(response, result.report)
+            return runner.finish(result.report, response, kwargs)
 
         return call_async
 
@@ -191,16 +190,13 @@ def _optimising(method: Callable[..., Any], runner: Runner, format: str, offload
         # optimisation already ran above, on the calling thread; finish after it completes.
         if inspect.isawaitable(response):
             return _finish_later(response, result.report, runner, kwargs)
-        runner.record(result.report, kwargs)
-        return attach(response, result.report)
+        return runner.finish(result.report, response, kwargs)
 
     return call
 
 
 async def _finish_later(pending: Awaitable[Any], report: Report, runner: Runner, call: Mapping[str, Any]) -> Any:
-    response = await pending
-    runner.record(report, call)
-    return attach(response, report)
+    return runner.finish(report, await pending, call)
 
 
 def wrap(
@@ -214,6 +210,7 @@ def wrap(
     *,
     agent: Choice = None,
     filters: Choice = None,
+    session: Choice = None,
     on_report: Callable[[Report], Any] | None = None,
 ) -> WrappedClient:
     """Wrap ``client`` (OpenAI, Anthropic, the ``litellm`` module or any client of the same shape)
@@ -221,12 +218,16 @@ def wrap(
 
     ``tier``, ``query``, ``tenant`` and ``agent`` may be callables that receive the call's keyword
     arguments and return the value, e.g. ``tier=lambda call: plans[call["user"]]``. The request's
-    ``model`` prices the report when ctxopt knows it (see ``ctxopt.prices``); otherwise the
-    pipeline's model does. The report of the latest call is ``response.ctxopt_report`` (when the
+    ``model`` prices the report (see ``ctxopt.pricing``); a model ctxopt has no price for
+    raises :class:`ctxopt.ConfigError` before the request, saying how to give one. The report of the latest call is ``response.ctxopt_report`` (when the
     response object accepts attributes), ``client.last_report`` (per thread / asyncio task), and
     ``on_report(report)``; with an ``accountant``, each call that returns is recorded under
     ``tenant`` and ``agent``. ``filters`` (a dict or a callable of the call) scope the
     pipeline's retrieval per call, e.g. ``filters=lambda call: {"tenant": TENANT_OF[call["user"]]}``.
+    ``session`` names the call's conversation, e.g. ``session=lambda call: call["metadata"]["thread"]``:
+    its prompt then keeps a prefix the provider serves from its prompt cache, and the report bills
+    it after the conversation's previous call (state shared through the cache, disk or Redis).
+    When the response carries ``usage``, the report's ``billed`` holds what the provider charged.
     Bad messages raise :class:`ctxopt.InputError` before any request. With an async client the
     optimisation runs in a worker thread (the default executor), because it is CPU-bound and may
     wait on a model or a vector store, which on the event loop would stall every other task.
@@ -234,4 +235,4 @@ def wrap(
     """
     return WrappedClient(client, Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query,
                                         accountant=accountant, tenant=tenant, agent=agent, filters=filters,
-                                        on_report=on_report))
+                                        session=session, on_report=on_report))

@@ -48,17 +48,19 @@ def optimized(
     *,
     agent: Choice = None,
     filters: Choice = None,
+    session: Choice = None,
     on_report: Callable[[Report], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a function (or ``async`` function) returning OpenAI-style messages so it returns
     them fitted to ``tier``, as :class:`OptimizedMessages` (a list with a ``.report``). The report
     also goes to ``on_report``, to ``ctxopt.last_report()`` and to the ``accountant``. Callables
     for ``tier``, ``query``, ``tenant`` and ``agent`` receive the function's arguments by name,
-    e.g. ``tier=lambda args: args["plan"]``. For an ``async`` function the optimisation runs in a
+    e.g. ``tier=lambda args: args["plan"]``; ``session`` (a key or such a callable) names the
+    conversation for the cache-stable layout and bill (see ``ctxopt.wrap``). For an ``async`` function the optimisation runs in a
     worker thread, so the event loop keeps serving other tasks while it works.
     """
     runner = Runner(tier=tier, pipeline=pipeline, tiers=tiers, query=query, accountant=accountant,
-                    tenant=tenant, agent=agent, filters=filters, on_report=on_report)
+                    tenant=tenant, agent=agent, filters=filters, session=session, on_report=on_report)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn)

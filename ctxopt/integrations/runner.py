@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from ctxopt.errors import ConfigError
+from ctxopt.integrations.usage import billed
 from ctxopt.pipeline import Pipeline, Result
 from ctxopt.report import Report
 from ctxopt.requests import RequestResult, optimize_request
@@ -72,8 +73,9 @@ def _choose(choice: Choice, call: Mapping[str, Any]) -> Any:
 class Runner:
     """Optimises the messages of one call with the wrapper's settings.
 
-    ``tier``, ``query``, ``tenant``, ``agent`` and ``filters`` are values, or callables that get the
-    call's keyword arguments (``model``, ``user``, ``metadata``, ... for a client) and return the value.
+    ``tier``, ``query``, ``tenant``, ``agent``, ``filters`` and ``session`` are values, or callables
+    that get the call's keyword arguments (``model``, ``user``, ``metadata``, ... for a client) and
+    return the value. ``session`` names the call's conversation (``None``: optimise it on its own).
     """
 
     tier: Choice = "pro"
@@ -84,6 +86,7 @@ class Runner:
     tenant: Choice = None
     agent: Choice = None
     filters: Choice = None
+    session: Choice = None
     on_report: Callable[[Report], Any] | None = None
     owner: int = dataclasses.field(default_factory=lambda: next(_owners), init=False)
     _base: Pipeline = dataclasses.field(init=False, repr=False)
@@ -148,16 +151,27 @@ class Runner:
                                  model=model if isinstance(model, str) else None,
                                  tools=call.get("tools") or call.get("functions"),
                                  response_format=call.get("response_format"),
-                                 max_output_tokens=output)
+                                 max_output_tokens=output, session=_choose(self.session, call))
 
     def _publish(self, result: Fitted) -> Fitted:
         # In the caller's thread or task: a ContextVar set in a worker thread would not reach the task.
         _remember(self.owner, result.report)
-        if self.on_report is not None:
-            self.on_report(result.report)
         return result
 
+    def finish(self, report: Report, response: Any, call: Mapping[str, Any]) -> Any:
+        """After the provider answered: put what it billed (its ``usage``) next to the estimate,
+        record the call, and attach the report to the response."""
+        usage = billed(response, report.price)
+        if usage is not None:
+            report = dataclasses.replace(report, billed=usage)
+            _remember(self.owner, report)
+        self.record(report, call)
+        return attach(response, report)
+
     def record(self, report: Report, call: Mapping[str, Any]) -> None:
-        """Count a call that went through in the accountant, if there is one."""
+        """Hand the final report of a call that went through (with the provider's billed usage when
+        it came back) to ``on_report`` and the accountant."""
+        if self.on_report is not None:
+            self.on_report(report)
         if self.accountant is not None:
             self.accountant.record(report, tenant=_choose(self.tenant, call), agent=_choose(self.agent, call))

@@ -10,6 +10,7 @@ from ctxopt.stages.prune_chunks import PruneChunks
 from ctxopt.stages.prune_history import PruneHistory
 from ctxopt.stages.prune_tool_output import PruneToolOutput
 from ctxopt.stages.retrieve import Retrieve
+from ctxopt.stages.session import SessionLayout
 from ctxopt.stages.summarize import Summarize
 
 STAGES: dict[str, type] = {
@@ -18,6 +19,7 @@ STAGES: dict[str, type] = {
     PruneHistory.name: PruneHistory,
     PruneToolOutput.name: PruneToolOutput,
     Retrieve.name: Retrieve,
+    SessionLayout.name: SessionLayout,
     Summarize.name: Summarize,
 }
 

@@ -46,6 +46,17 @@ def history_units(items: tuple[Item, ...]) -> list[list[int]]:
     return list(units.values())
 
 
+def lend_to_neighbours(scores: dict[str, float], order: list[str], neighbours: int, decay: float) -> None:
+    """In place: a unit before a relevant one (the question before an answer) inherits ``decay ** k``
+    of the score of the unit ``k`` places after it, for k up to ``neighbours``. ``order`` lists the
+    unit ids in prompt order; only units already in ``scores`` take part."""
+    base = dict(scores)
+    for position, group in enumerate(order):
+        for back in range(1, neighbours + 1):
+            if group in base and position - back >= 0 and order[position - back] in scores:
+                scores[order[position - back]] = max(scores[order[position - back]], base[group] * decay ** back)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PruneHistory:
     """Score history turns by relevance to the query (see the module docstring)."""
@@ -78,15 +89,7 @@ class PruneHistory:
             texts = [" ".join(items[n].text for n in u if items[n].text) for u in scored]
             scores, notes = self.score(context.query, texts)
             unit_score = {items[u[0]].group: float(s) for u, s in zip(scored, scores)}
-        # Neighbours: a unit before a relevant one inherits a share of its score.
-        if self.neighbours:
-            base = dict(unit_score)
-            groups = [items[u[0]].group for u in units]
-            for position, group in enumerate(groups):
-                for back in range(1, self.neighbours + 1):
-                    if group in base and position - back >= 0 and groups[position - back] in unit_score:
-                        lent = base[group] * self.neighbour_decay ** back
-                        unit_score[groups[position - back]] = max(unit_score[groups[position - back]], lent)
+        lend_to_neighbours(unit_score, [items[u[0]].group for u in units], self.neighbours, self.neighbour_decay)
         for u in recent:
             unit_score[items[u[0]].group] = math.inf
         out = [i.replace(score=round(unit_score[i.group], 6)) if i.group in unit_score and not i.protected else i
