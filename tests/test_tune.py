@@ -112,3 +112,35 @@ def test_a_tier_that_can_hold_the_budget_gets_no_note():
 
     recs = recommend(NEEDS_4000, {"pro": 0.8}, tiers=DEFAULT_TIERS)
     assert recs["pro"].budget == 4000 and recs["pro"].met and recs["pro"].note == ""
+
+
+def _billed_point(budget: int, recall: float, fresh: int, cached: int) -> dict:
+    def split(f: int, c: int) -> dict:
+        return {"automatic": {"fresh": f, "cached": c, "written": 0}, "explicit": {"fresh": f + c, "cached": 0, "written": 0},
+                "none": {"fresh": f + c, "cached": 0, "written": 0}}
+    return {"budget": budget, "recall": recall, "tokens": fresh + cached, "full_tokens": 20000,
+            "bill": split(fresh, cached), "full_bill": split(500, 19500)}
+
+
+SESSION_CURVES = {"default": "session", "cold": "prune_history", "curves": {
+    "session": [_billed_point(2000, 0.80, 900, 1100), _billed_point(4000, 0.92, 1200, 2800),
+                _billed_point(6000, 0.93, 800, 5200)],
+    "prune_history": [_billed_point(2000, 0.91, 2000, 0), _billed_point(4000, 0.95, 4000, 0)]}}
+
+
+def test_tune_picks_the_cheapest_cached_bill_and_says_when_a_warm_cache_beats_a_smaller_cap(tmp_path, capsys):
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps(SESSION_CURVES))
+    out = tmp_path / "tiers.toml"
+    assert main(["tune", "--curve", str(path), "--model", "gpt-5", "--target", "pro=0.9", "--out", str(out)]) == 0
+    # gpt-5 reads cached tokens at 0.1x: 6,000 costs 800 + 520 token-units per request, 4,000 costs
+    # 1,200 + 280, and per-request pruning at 2,000 costs 2,000 fresh.
+    assert load_tiers(out)["pro"].history == 6000
+    row = json.loads(out.with_suffix(".json").read_text())["recommendations"][0]
+    assert row["cost"] == pytest.approx((800 * 1.25 + 5200 * 0.125) / 1e6)
+    printed = capsys.readouterr().out
+    assert "a 6,000-token cap with a warm cache costs $1.65 per 1k requests, less than 2,000 without one ($2.50" in printed
+    # Without a cache discount the smallest qualifying cap is also the cheapest.
+    assert main(["tune", "--curve", str(path), "--model", "gpt-4o-2024-05-13", "--target", "pro=0.9",
+                 "--out", str(out)]) == 0
+    assert load_tiers(out)["pro"].history == 4000

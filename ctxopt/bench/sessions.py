@@ -162,37 +162,54 @@ def _print(prompt: Sequence[Item], cache: dict[str, bytes]) -> PromptPrint:
 
 
 class Meter:
-    """Bills one method's requests in order under every pricing model, and counts prefix reuse."""
+    """Splits one method's requests, billed in order, into fresh, cache-read and cache-write tokens
+    under each caching kind (the split does not depend on the discount), and counts prefix reuse."""
+
+    RULES = {"automatic": Price(input=UNIT, caching="automatic"), "explicit": Price(input=UNIT, caching="explicit")}
 
     def __init__(self, explicit_breakpoints: bool) -> None:
-        self.explicit = explicit_breakpoints
+        # The session mode's breakpoints are its layout's; other methods get the cheaper of a
+        # breakpoint on their last message (Anthropic's multi-turn pattern) and none.
+        self.variants = ["automatic", "explicit"] if explicit_breakpoints else ["automatic", "explicit", "explicit-none"]
         self.previous: dict[str, PromptPrint | None] = {}
-        self.cost = dict.fromkeys([*PRICING, "anthropic (last message)", "anthropic (none)"], 0.0)
-        self.shared = self.tokens = 0
+        self.split = {name: [0, 0, 0] for name in self.variants}
+        self.shared = self.tokens = self.requests = 0
         self.last: PromptPrint | None = None
+        self.layout_breakpoints = explicit_breakpoints
 
     def add(self, printed: PromptPrint) -> None:
         shared = common_messages(printed, self.last)
         self.shared += printed.ends[shared - 1] if shared else 0
         self.tokens += printed.tokens
+        self.requests += 1
         self.last = printed
-        variants = {name: printed for name in PRICING}
-        if not self.explicit:
-            end = PromptPrint(printed.ends, printed.chain, (len(printed.ends) - 1,))
-            variants = {**variants, "anthropic": end, "anthropic (last message)": end,
-                        "anthropic (none)": PromptPrint(printed.ends, printed.chain)}
-        for name, current in variants.items():
-            price = PRICING["anthropic" if name.startswith("anthropic") else name]
-            self.cost[name] += bill(current, self.previous.get(name), price).cost
-            self.previous[name] = after_request(current, self.previous.get(name), price)
+        for name in self.variants:
+            current = printed
+            if name == "explicit" and not self.layout_breakpoints:
+                current = PromptPrint(printed.ends, printed.chain, (len(printed.ends) - 1,))
+            elif name == "explicit-none":
+                current = PromptPrint(printed.ends, printed.chain)
+            rules = self.RULES[name.split("-")[0]]
+            billed = bill(current, self.previous.get(name), rules)
+            self.previous[name] = after_request(current, self.previous.get(name), rules)
+            for k, n in enumerate((billed.fresh_tokens, billed.cached_tokens, billed.cache_write_tokens)):
+                self.split[name][k] += n
 
     def result(self) -> dict[str, Any]:
-        costs = {name: self.cost[name] for name in PRICING}
-        if not self.explicit:  # the cheaper of a breakpoint on the last message and none
-            costs["anthropic"] = min(self.cost["anthropic (last message)"], self.cost["anthropic (none)"])
-        return {"cost": {k: round(v, 1) for k, v in costs.items()},
+        split = {"automatic": self.split["automatic"], "none": [self.tokens, 0, 0]}
+        explicit = [self.split[name] for name in self.variants if name.startswith("explicit")]
+        split["explicit"] = min(explicit, key=lambda s: _cost(s, PRICING["anthropic"]))
+        kinds = {name: "none" if price.caching == "none" else price.caching for name, price in PRICING.items()}
+        return {"cost": {name: round(_cost(split[kinds[name]], PRICING[name]), 1) for name in PRICING},
+                "split": {k: dict(zip(("fresh", "cached", "written"), v)) for k, v in split.items()},
                 "prefix_reuse": round(self.shared / self.tokens, 4) if self.tokens else 0.0,
-                "prompt_tokens": self.tokens}
+                "prompt_tokens": self.tokens, "requests": self.requests}
+
+
+def _cost(split: Sequence[int], price: Price) -> float:
+    """Fresh-token units (a token at list price costs 1) of a fresh / cached / written split."""
+    fresh, cached, written = split
+    return (fresh * price.input + cached * price.cache_read + written * price.cache_write) / UNIT  # type: ignore[operator]
 
 
 def replay(conversation: dict[str, Any], caps: Sequence[int], embedder: Any, system: Item,
@@ -262,13 +279,34 @@ def _summary(per_conv: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         runs = [c[key] for c in per_conv.values()]
         recalls = [r for run in runs for r in run["recalls"]]
         tokens = sum(run["prompt_tokens"] for run in runs)
+        requests_ = sum(run["requests"] for run in runs)
         rows[key] = {
             "cost": {p: round(sum(run["cost"][p] for run in runs), 1) for p in PRICING},
             "prefix_reuse": round(sum(run["prefix_reuse"] * run["prompt_tokens"] for run in runs) / tokens, 4),
             "recall": round(sum(recalls) / len(recalls), 4) if recalls else None,
             "questions": len(recalls),
+            "requests": requests_,
+            # Mean tokens per request by caching kind: what `ctxopt tune` prices for any model.
+            "per_request": {kind: {part: round(sum(run["split"][kind][part] for run in runs) / requests_, 2)
+                                   for part in ("fresh", "cached", "written")} for kind in ("automatic", "explicit", "none")},
         }
     return rows
+
+
+def curves(rows: dict[str, dict[str, Any]], caps: Sequence[int]) -> dict[str, Any]:
+    """Recall curves for ``ctxopt tune``: per method, one point per cap with the mean prompt tokens
+    and their cache split per request, and the whole history's (what the requests cost unoptimised)."""
+    whole = rows["whole history"]
+    full = whole["per_request"]["none"]["fresh"]
+    out = {}
+    for method in METHODS[1:]:
+        out[method] = [{"budget": cap, "recall": rows[f"{method} @ {cap}"]["recall"],
+                        "tokens": rows[f"{method} @ {cap}"]["per_request"]["none"]["fresh"], "full_tokens": full,
+                        "bill": rows[f"{method} @ {cap}"]["per_request"], "full_bill": whole["per_request"]}
+                       for cap in caps]
+    return {"section": "history", "default": SESSION, "cold": "prune_history",
+            "note": "LoCoMo sessions benchmark: per request, mean prompt tokens and their split into fresh, "
+                    "cache-read and cache-write tokens under automatic, explicit and no caching", "curves": out}
 
 
 def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[int],
@@ -309,6 +347,7 @@ def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[in
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sessions.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "curve.json").write_text(json.dumps(curves(rows, caps), indent=2) + "\n", encoding="utf-8")
     header = ["method", "cap", *[f"cost, {p}" for p in PRICING], "prefix reused", "evidence recall"]
     table = []
     for key, row in rows.items():

@@ -32,8 +32,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="tiers.toml", help="where to write the tuned tiers, and their numbers as "
                         ".json next to it (default: tiers.toml)")
     parser.add_argument("--plot", default=None, help="Pareto plot PNG (default: next to --out, as .png)")
-    parser.add_argument("--model", default="gpt-4o", help="model whose price values the savings")
+    parser.add_argument("--model", default="gpt-4o", help="model whose prices (fresh, cached, cache write) value "
+                        "each budget's bill; the cheapest budget meeting the target wins (default: gpt-4o)")
     parser.add_argument("--price", type=float, metavar="USD", help="price per 1k input tokens, overrides --model's")
+    parser.add_argument("--prices", metavar="FILE", help="JSON or TOML of per-model prices (US$ per 1M tokens)")
     parser.add_argument("--json", action="store_true", help="print the recommendations as JSON")
 
 
@@ -53,6 +55,12 @@ def _targets(specs: list[str]) -> dict[str, float] | None:
 
 
 def load_curve(path: str, variant: str | None) -> list[dict]:
+    return load_curves(path, variant)[0]
+
+
+def load_curves(path: str, variant: str | None) -> tuple[list[dict], list[dict] | None]:
+    """The chosen curve, and the file's "cold" curve (requests without a warm prompt cache, e.g.
+    per-request pruning) to compare with, when it names one."""
     from ctxopt.cli.files import read_json
 
     data = read_json(path)
@@ -60,26 +68,28 @@ def load_curve(path: str, variant: str | None) -> list[dict]:
         name = variant or data.get("default")
         if name not in data["curves"]:
             raise InputError(f"{path} has curves {', '.join(data['curves'])}; choose one with --variant")
-        return data["curves"][name]
+        cold = data.get("cold")
+        return data["curves"][name], data["curves"][cold] if cold in data["curves"] and cold != name else None
     if isinstance(data, dict) and "curve" in data:
-        return data["curve"]
+        return data["curve"], None
     if isinstance(data, list):
-        return data
+        return data, None
     raise InputError(f"{path} holds no curve: expected a list of points, {{'curve': [...]}} or {{'curves': {{...}}}}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctxopt.pricing import price_of
+    from ctxopt.pricing import load_prices, price_of
     from ctxopt.tiers import DEFAULT_TIERS, dump_tiers, load_tiers
     from ctxopt.tune.recommend import pareto_plot, recommend, tuned_tiers
 
     out = check_output_file(args.out, "--out")
     plot = check_output_file(args.plot or out.with_suffix(".png"), "--plot" if args.plot else "--out")
     numbers = check_output_file(out.with_suffix(".json"), "--out")
-    price = price_of(args.model, price_per_1k=args.price).per_1k
+    model_price = price_of(args.model, load_prices(args.prices) if args.prices else None, price_per_1k=args.price)
     base = {**DEFAULT_TIERS, **(load_tiers(args.tiers) if args.tiers else {})}
+    cold = None
     if args.curve:
-        curve, title = load_curve(args.curve, args.variant), f"{Path(args.curve).name}"
+        (curve, cold), title = load_curves(args.curve, args.variant), f"{Path(args.curve).name}"
     else:
         from ctxopt.pipeline import Pipeline
         from ctxopt.tune.evalset import load_evalset, recall_curve
@@ -92,12 +102,16 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--budgets takes whole numbers separated by commas, got {args.budgets!r}") from None
         curve = recall_curve(cases, pipeline, budgets, section=args.section, progress=True)
         title = f"{Path(args.evalset).name} ({len(cases)} cases)"
-    recs = recommend(curve, _targets(args.target), tiers=base)
+    recs = recommend(curve, _targets(args.target), tiers=base, price=model_price)
+    cold_recs = recommend(cold, _targets(args.target), tiers=base) if cold else {}
     tiers = tuned_tiers(recs, section=args.section, base=base)
     out.write_text(dump_tiers(tiers))
     pareto_plot(curve, recs, plot, f"Evidence recall vs tokens: {title}")
-    rows = [{**rec.__dict__, "tokens_saved": rec.tokens_saved, "cost_saved_per_request": rec.cost_saved(price),
-             "cost_saved_per_1k_requests": rec.cost_saved(price) * 1000} for rec in recs.values()]
+    notes = _warm_cache_notes(recs, cold_recs, cold, model_price)
+    rows = [{**rec.__dict__, "tokens_saved": rec.tokens_saved, "cost_saved_per_request": rec.money_saved,
+             "cost_per_1k_requests": (rec.cost or 0.0) * 1000,
+             "cost_saved_per_1k_requests": (rec.money_saved or 0.0) * 1000, "cache_note": notes.get(rec.tier)}
+            for rec in recs.values()]
     numbers.write_text(json.dumps({"curve": curve, "recommendations": rows}, indent=2) + "\n")
     for rec in recs.values():
         if rec.note:
@@ -106,14 +120,38 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'tier':<12} {'target':>6} {args.section + ' budget':>15} {'recall':>7} {'tokens/req':>10} "
-          f"{'saved/req':>10} {'$ saved/1k req':>14}")
+          f"{'saved/req':>10} {'$/1k req':>9} {'$ saved/1k req':>14}")
     for row in rows:
         flag = "" if row["met"] else "  (target not reached within the tier's limit)" if row["note"] \
             else "  (target not reached: best measured)"
         print(f"{row['tier']:<12} {row['target']:>6} {row['budget']:>15} {row['recall']:>7.3f} {row['tokens']:>10.0f} "
-              f"{row['tokens_saved']:>10.0f} {row['cost_saved_per_1k_requests']:>14.2f}{flag}")
-    print(f"wrote {out}, {plot} and {numbers} (prices: {args.model} at ${price}/1k input tokens)")
+              f"{row['tokens_saved']:>10.0f} {row['cost_per_1k_requests']:>9.2f} {row['cost_saved_per_1k_requests']:>14.2f}"
+              f"{flag}")
+        if row["cache_note"]:
+            print(f"  {row['cache_note']}")
+    print(f"wrote {out}, {plot} and {numbers} (prices: {args.model}, ${model_price.input:g} per 1M input tokens, "
+          f"${model_price.cache_read:g} cached, {model_price.caching} caching; bills include the cache where the "
+          "curve measured it)")
     return 0
+
+
+def _warm_cache_notes(recs: dict, cold_recs: dict, cold: list[dict] | None, price) -> dict[str, str]:
+    """Per tier, a sentence when the pick (a larger cap, its prefix kept warm in the provider's
+    cache) costs less than the smallest cap meeting the same target without a warm cache."""
+    from ctxopt.tune.recommend import point_cost
+
+    notes = {}
+    for tier, rec in recs.items():
+        other = cold_recs.get(tier)
+        if other is None or not other.met or rec.cost is None or cold is None:
+            continue
+        point = next(p for p in cold if int(p["budget"]) == other.budget)
+        cold_cost = point_cost(point, price)
+        if rec.budget > other.budget and rec.cost < cold_cost:
+            notes[tier] = (f"a {rec.budget:,}-token cap with a warm cache costs ${rec.cost * 1000:.2f} per 1k requests, "
+                           f"less than {other.budget:,} without one (${cold_cost * 1000:.2f}: per-request pruning "
+                           "rewrites the prefix, so the provider bills it fresh every time)")
+    return notes
 
 
 def default_tuning_pipeline():

@@ -8,12 +8,16 @@ Layout (see :mod:`ctxopt.sessions.layout`)::
 The history cap (``history``, else the tier's history cap, else the budget less the head) is split:
 the window's high watermark is ``1 - tail`` of it, and a compaction drops the window to ``low`` of
 that. The tail (older turns scored like ``prune_history``: embedding similarity plus keyword
-overlap, the turn before a relevant one lent part of its score) fills what the window and the turn
-in progress leave of the cap, taking only turns scoring at least ``min_score``. The turn in
-progress (the latest user message and everything after it) is kept as it is. When the head and a
-freshly compacted window would stay below ``min_cached_tokens`` (the provider's minimum cached
-prefix: 1,024 for OpenAI and most Claude models), no window is held: the cap goes to the
-``keep_last`` latest turns and the most relevant older ones, as ``prune_history`` would choose.
+overlap) takes what the window and the turn in progress leave of the cap, at most ``tail_tokens``
+(it is billed fresh on every request, so it stays small whatever the cap), and only turns scoring
+at least ``min_score``. The turn in progress (the latest user message and everything after it) is
+kept as it is. When the head and a freshly compacted window would stay below
+``min_cached_tokens`` (the provider's minimum cached prefix: 1,024 for OpenAI and most Claude
+models), no window is held: the cap goes to the ``keep_last`` latest turns and the most relevant
+older ones, as ``prune_history`` would choose.
+
+The defaults (``tail=0.25, low=0.6, tail_tokens=768, min_score=0.2, neighbours=0``) were chosen on
+two LoCoMo conversations (conv-26, conv-42) of the sessions benchmark; see the README.
 
 The stage drops the history it does not lay out and marks the last item of the head and of the
 window with ``metadata[CACHE_BREAKPOINT] = True`` (Anthropic adapters turn that into
@@ -52,12 +56,13 @@ class SessionLayout:
 
     name: ClassVar[str] = "session"
     history: int | None = None
-    tail: float = 0.2
+    tail: float = 0.25
     low: float = 0.6
     min_score: float = 0.2
+    tail_tokens: int = 768
     min_cached_tokens: int = 1024
     keep_last: int = 4
-    neighbours: int = 1
+    neighbours: int = 0
     neighbour_decay: float = 0.85
     keyword_weight: float = 0.5
     encoding: str | None = None
@@ -67,7 +72,7 @@ class SessionLayout:
         if self.history is not None:
             require_whole(self.name, 1, history=self.history)
         require_whole(self.name, neighbours=self.neighbours, min_cached_tokens=self.min_cached_tokens,
-                      keep_last=self.keep_last)
+                      keep_last=self.keep_last, tail_tokens=self.tail_tokens)
         for field, value in (("tail", self.tail), ("low", self.low), ("neighbour_decay", self.neighbour_decay),
                              ("keyword_weight", self.keyword_weight)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -106,6 +111,8 @@ class SessionLayout:
         window_tokens = sum(size[u[0]] for u in window)
         turn_tokens = sum(size[u[0]] for u in units[turn_unit:])
         room = cap - window_tokens - turn_tokens - sum(size[u[0]] for u in pinned)
+        if cached:  # the tail is billed fresh on every request: bounded, whatever the cap
+            room = min(room, self.tail_tokens)
         tail, scores, notes = self._tail(context.query, items, units, old, room, size,
                                          recent=0 if cached else self.keep_last)
         pinned_positions = {n for u in pinned for n in u}

@@ -1,9 +1,15 @@
-"""Recommend tier limits from recall curves: per tier, the smallest budget that keeps its target.
+"""Recommend tier limits from recall curves: per tier, the cheapest budget that keeps its target.
 
 A curve is a list of points ``{"budget", "recall", "tokens", "full_tokens"}``: mean evidence recall
 and prompt tokens per request when a section (history or retrieved) is capped at ``budget``, and the
-tokens the same requests cost unoptimised. :func:`~ctxopt.tune.evalset.recall_curve` measures one on
-an evaluation set; the memory benchmark writes one for LoCoMo.
+tokens the same requests cost unoptimised. A point may also carry ``bill`` and ``full_bill``: per
+caching kind (``automatic``, ``explicit``, ``none``), the mean fresh, cache-read and cache-write
+tokens per request when the requests run in order as a session, so a model's real cached bill can
+be priced (the sessions benchmark writes these). :func:`~ctxopt.tune.evalset.recall_curve`
+measures a curve on an evaluation set; the memory and sessions benchmarks write them for LoCoMo.
+
+With a price, the recommendation is the budget with the lowest bill among those meeting the target
+(a larger cap whose prefix stays cached can cost less than a smaller one); without, the smallest.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ctxopt.errors import ConfigError, InputError
+from ctxopt.pricing import Price
+from ctxopt.sessions.billing import PER
 from ctxopt.tiers import DEFAULT_TIERS, SECTION_NAMES, Tier
 
 DEFAULT_TARGETS: dict[str, float] = {"free": 0.8, "pro": 0.9, "enterprise": 0.95}
@@ -29,16 +37,23 @@ class Recommendation:
     full_tokens: float
     met: bool
     note: str = ""  # why the pick is not the curve's best for the target (the tier's limit), if so
+    cost: float | None = None  # US$ per request, prompt cache included, when priced
+    full_cost: float | None = None  # the same requests unoptimised, with the cache they would have had
 
     @property
     def tokens_saved(self) -> float:
         return self.full_tokens - self.tokens
 
+    @property
+    def money_saved(self) -> float | None:
+        """US$ saved per request by the cached bill (negative: the cap costs more than no ctxopt)."""
+        return None if self.cost is None or self.full_cost is None else self.full_cost - self.cost
+
     def cost_saved(self, price_per_1k: float) -> float:
         return self.tokens_saved / 1000 * price_per_1k
 
 
-def check_curve(curve: Any) -> list[dict[str, float]]:
+def check_curve(curve: Any) -> list[dict[str, Any]]:
     if not isinstance(curve, Sequence) or not curve:
         raise InputError("a curve is a non-empty list of {budget, recall, tokens, full_tokens} points")
     for n, point in enumerate(curve):
@@ -49,10 +64,22 @@ def check_curve(curve: Any) -> list[dict[str, float]]:
     return sorted(curve, key=lambda p: p["budget"])
 
 
-def recommend(curve: Sequence[Mapping[str, float]], targets: Mapping[str, float] | None = None,
-              tiers: Mapping[str, Tier] | None = None) -> dict[str, Recommendation]:
-    """Per tier, the smallest budget whose recall meets the tier's target; else the best budget
-    measured, with ``met=False`` (measure larger budgets to do better).
+def point_cost(point: Mapping[str, Any], price: Price, full: bool = False) -> float:
+    """US$ per request of a curve point at ``price``: its cache split under the model's caching
+    when the curve has one, else all its tokens at list price. ``full``: the unoptimised requests."""
+    split = point.get("full_bill" if full else "bill")
+    if isinstance(split, Mapping) and isinstance(split.get(price.caching), Mapping):
+        s = split[price.caching]
+        return (float(s["fresh"]) * price.input + float(s["cached"]) * price.cache_read  # type: ignore[operator]
+                + float(s["written"]) * price.cache_write) / PER  # type: ignore[operator]
+    return float(point["full_tokens" if full else "tokens"]) * price.input / PER
+
+
+def recommend(curve: Sequence[Mapping[str, Any]], targets: Mapping[str, float] | None = None,
+              tiers: Mapping[str, Tier] | None = None, price: Price | None = None) -> dict[str, Recommendation]:
+    """Per tier, the budget meeting the tier's target with the lowest bill at ``price`` (without a
+    price: the smallest); else the best budget measured, with ``met=False`` (measure larger budgets
+    to do better).
 
     A tier named in ``tiers`` keeps its limit: only budgets within its prompt budget (limit -
     reserve) are candidates, and ``note`` says when the target needed more and what limit would do.
@@ -68,7 +95,10 @@ def recommend(curve: Sequence[Mapping[str, float]], targets: Mapping[str, float]
         room = tier.budget if tier is not None else None
         fitting = [p for p in points if room is None or p["budget"] <= room]
         meeting = [p for p in fitting or points[:1] if p["recall"] >= target]
-        point = meeting[0] if meeting else max(fitting or points[:1], key=lambda p: (p["recall"], -p["budget"]))
+        if meeting and price is not None:
+            point = min(meeting, key=lambda p: (round(point_cost(p, price), 12), p["budget"]))
+        else:
+            point = meeting[0] if meeting else max(fitting or points[:1], key=lambda p: (p["recall"], -p["budget"]))
         note = ""
         if tier is not None and not fitting:
             note = (f"tier {name!r} keeps its limit of {tier.limit} tokens, whose prompt budget ({room}) is below "
@@ -79,7 +109,9 @@ def recommend(curve: Sequence[Mapping[str, float]], targets: Mapping[str, float]
                     f"{int(needed['budget']) + tier.reserve} in your tiers file to reach it")
         out[name] = Recommendation(tier=name, target=target, budget=int(point["budget"]), recall=float(point["recall"]),
                                    tokens=float(point["tokens"]), full_tokens=float(point["full_tokens"]),
-                                   met=bool(meeting), note=note)
+                                   met=bool(meeting), note=note,
+                                   cost=None if price is None else point_cost(point, price),
+                                   full_cost=None if price is None else point_cost(point, price, full=True))
     return out
 
 
