@@ -75,7 +75,7 @@ def alone(tmp_path: Path) -> list[dict[str, object]]:
 
 def check(answers: list[dict[str, object]], reference: list[dict[str, object]]) -> None:
     assert len(answers) == len(reference) >= 20
-    assert len({a["prompt"][:200] for a in answers}) > 1  # compactions happened: the window moved
+    assert len({json.loads(str(a["prompt"]))[1]["content"] for a in answers}) > 1  # compactions moved the window
     assert all(a["degraded"] is None for a in answers)
     assert [a["prompt"] for a in answers] == [r["prompt"] for r in reference]
     # Worker 2's first bill already reads the prefix worker 1's prompt left in the shared state.
