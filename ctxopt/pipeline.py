@@ -153,7 +153,7 @@ class Pipeline:
         if session is not None:
             check_key(session)
             if not any(getattr(s, "name", None) == SessionLayout.name for s in stages):
-                stages = (*stages, SessionLayout(encoding=self.encoding, min_cached_tokens=price.min_cached_tokens))
+                stages = (*stages, SessionLayout(min_cached_tokens=price.min_cached_tokens))
         reports = []
         for stage in (*stages, self.fit):
             t0 = time.perf_counter()

@@ -64,13 +64,14 @@ _DATE = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 class Price:
     """One model's prices in US$ per 1M input tokens, and how its provider caches prompts.
 
-    ``cache_read`` and ``cache_write`` default to ``input`` (no discount, no surcharge).
+    ``cache_read`` and ``cache_write`` default to ``input`` (no discount, no surcharge; NaN, the
+    default, means "not given").
     ``min_cached_tokens`` is the shortest prefix the provider caches.
     """
 
     input: float
-    cache_read: float | None = None
-    cache_write: float | None = None
+    cache_read: float = math.nan
+    cache_write: float = math.nan
     caching: Caching = "automatic"
     min_cached_tokens: int = OPENAI_MIN_CACHED
     model: str = ""
@@ -80,7 +81,7 @@ class Price:
         label = f"price of {self.model!r}" if self.model else "price"
         for field in ("input", "cache_read", "cache_write"):
             value = getattr(self, field)
-            if value is None and field != "input":
+            if field != "input" and isinstance(value, float) and math.isnan(value):
                 object.__setattr__(self, field, self.input)
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -100,8 +101,8 @@ class Price:
     def scaled(self, input_per_1m: float, source: str) -> Price:
         """This price with a new input price, the cache prices keeping their ratios to it."""
         ratio = input_per_1m / self.input if self.input else 0.0
-        return dataclasses.replace(self, input=input_per_1m, cache_read=self.cache_read * ratio,  # type: ignore[operator]
-                                   cache_write=self.cache_write * ratio, source=source)  # type: ignore[operator]
+        return dataclasses.replace(self, input=input_per_1m, cache_read=self.cache_read * ratio,
+                                   cache_write=self.cache_write * ratio, source=source)
 
 
 def price_of(model: str, prices: Mapping[str, Any] | None = None, *, price_per_1k: float | None = None) -> Price:
@@ -183,7 +184,7 @@ def _price(name: str, entry: Any, source: str) -> Price:
                           "use input, cache_read, cache_write, caching, min_cached_tokens")
     provider = str(entry.get("provider") or "")
     fields = {k: entry[k] for k in ("input", "cache_read", "cache_write") if entry.get(k) is not None}
-    caching = entry.get("caching") or _caching(name, provider, fields)
+    caching: Any = entry.get("caching") or _caching(name, provider, fields)
     minimum = entry.get("min_cached_tokens", _min_cached(name, caching))
     origin = f"{source} ({entry['source']})" if entry.get("source") and entry["source"] not in source else source
     return Price(**fields, caching=caching, min_cached_tokens=minimum, model=name, source=origin)

@@ -65,7 +65,8 @@ def test_an_unknown_model_is_a_clear_error_saying_how_to_give_a_price():
         price_of("llama-3-8b")
     message = str(caught.value)
     assert "no price known for model 'llama-3-8b'" in message
-    assert "prices=" in message and PRICES_ENV in message and "--prices" in message
+    assert "prices=" in message and PRICES_ENV in message
+    assert "--prices FILE" in caught.value.cli_message() and "--price USD" in caught.value.cli_message()
 
 
 def test_your_prices_win_and_fill_in_cache_prices():
@@ -92,7 +93,7 @@ def test_price_per_1k_replaces_the_input_price_and_keeps_the_cache_ratios():
 ])
 def test_bad_prices_are_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
-        Pipeline(model="m", prices=bad)
+        Pipeline(model="m", prices=bad, encoding="cl100k_base")
 
 
 def test_a_prices_file_in_the_environment_prices_unknown_models(tmp_path, monkeypatch):
@@ -107,7 +108,7 @@ def test_a_prices_file_in_the_environment_prices_unknown_models(tmp_path, monkey
 
 
 def test_pipeline_prices_round_trip_through_its_config():
-    pipeline = Pipeline(model="my-model", prices={"my-model": {"input": 3.0, "cache_read": 0.3}})
+    pipeline = Pipeline(model="my-model", prices={"my-model": {"input": 3.0, "cache_read": 0.3}}, encoding="cl100k_base")
     assert Pipeline.from_config(pipeline.to_config()) == pipeline
     assert pipeline.price().cache_read == 0.3
 

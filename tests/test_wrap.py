@@ -93,7 +93,7 @@ def test_the_request_model_prices_and_counts_and_an_unknown_one_is_a_clear_error
     local = ctxopt.wrap(llm, tier="free", pipeline=ctxopt.Pipeline(encoding="cl100k_base", price_per_1k=0.0))
     assert local.chat.completions.create(model="llama-3-8b", messages=conversation).ctxopt_report.counting == "cl100k_base"
     counted = ctxopt.wrap(llm, tier="free", pipeline=ctxopt.Pipeline(encoding="cl100k_base"))
-    with pytest.raises(ctxopt.ConfigError, match="no price known for model 'llama-3-8b'.*prices="):
+    with pytest.raises(ctxopt.ConfigError, match=r"no price known for model 'llama-3-8b'.*prices="):
         counted.chat.completions.create(model="llama-3-8b", messages=conversation)
     priced = ctxopt.wrap(llm, tier="free",
                          pipeline=ctxopt.Pipeline(encoding="cl100k_base", prices={"llama-3-8b": {"input": 0.2}}))

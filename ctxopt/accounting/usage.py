@@ -80,11 +80,14 @@ class Tally:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], size: int) -> Tally:
         counts = {k: int(data[k]) for k in ("requests", "tokens_before", "tokens_after", "cache_hits", "cache_misses")}
-        # Files written before the bill existed lack these: they read as zero.
-        counts.update({k: int(data.get(k, 0)) for k in BILL_COUNTS})
-        money = {k: float(data.get(k, 0.0)) for k in BILL_MONEY}
         latency = Reservoir(size, (float(v) for v in data["latency_seconds"]), int(data["latency_seen"]))
-        return cls(**counts, **money, cost_saved=float(data["cost_saved"]), latency=latency)
+        tally = cls(**counts, cost_saved=float(data["cost_saved"]), latency=latency)
+        # Files written before the bill existed lack these: they read as zero.
+        for key in BILL_COUNTS:
+            setattr(tally, key, int(data.get(key, 0)))
+        for key in BILL_MONEY:
+            setattr(tally, key, float(data.get(key, 0.0)))
+        return tally
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

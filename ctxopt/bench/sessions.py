@@ -32,10 +32,10 @@ import math
 import multiprocessing
 import os
 import random
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ctxopt.bench.memory import load, question_item, recency_window
 from ctxopt.bench.output import write_table
@@ -147,8 +147,8 @@ def layouts(caps: Sequence[int], system: Item, embedder: Any) -> dict[str, Calla
         tier = _tier(cap, system)
         out[f"recency window @ {cap}"] = recency(cap)
         # The holding window has no tail: it keeps its start until the cap, then jumps to half.
-        out[f"holding window @ {cap}"] = through(Pipeline(stages=(SessionLayout(tail=0.0, low=0.5, min_score=math.inf, min_cached_tokens=0),)),
-                                                 tier)
+        holding = SessionLayout(tail=0.0, low=0.5, min_score=math.inf, min_cached_tokens=0)
+        out[f"holding window @ {cap}"] = through(Pipeline(stages=(holding,)), tier)
         out[f"prune_history @ {cap}"] = through(Pipeline(stages=(prune,)), tier)
         out[f"{SESSION} @ {cap}"] = through(Pipeline(stages=(SessionLayout(embedder=embedder),)), tier)
     return out
@@ -165,7 +165,8 @@ class Meter:
     """Splits one method's requests, billed in order, into fresh, cache-read and cache-write tokens
     under each caching kind (the split does not depend on the discount), and counts prefix reuse."""
 
-    RULES = {"automatic": Price(input=UNIT, caching="automatic"), "explicit": Price(input=UNIT, caching="explicit")}
+    RULES: ClassVar[dict[str, Price]] = {"automatic": Price(input=UNIT, caching="automatic"),
+                                         "explicit": Price(input=UNIT, caching="explicit")}
 
     def __init__(self, explicit_breakpoints: bool) -> None:
         # The session mode's breakpoints are its layout's; other methods get the cheaper of a
@@ -209,7 +210,7 @@ class Meter:
 def _cost(split: Sequence[int], price: Price) -> float:
     """Fresh-token units (a token at list price costs 1) of a fresh / cached / written split."""
     fresh, cached, written = split
-    return (fresh * price.input + cached * price.cache_read + written * price.cache_write) / UNIT  # type: ignore[operator]
+    return (fresh * price.input + cached * price.cache_read + written * price.cache_write) / UNIT
 
 
 def replay(conversation: dict[str, Any], caps: Sequence[int], embedder: Any, system: Item,
@@ -330,7 +331,7 @@ def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[in
                          and len(acceptance["session cheaper than whole history under"]) == len(PRICING)
                          and len(acceptance["session on the Pareto front at every cap under"]) == len(PRICING))
     n_requests = sum(len(requests(c)) for c in conversations)
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "sessions",
         "dataset": f"LoCoMo, {len(conversations)} conversations replayed as agent sessions, {n_requests} requests "
                    f"({sum(len(c['questions']) for c in conversations)} of them QA questions)",

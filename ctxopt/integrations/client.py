@@ -219,9 +219,10 @@ def wrap(
     ``tier``, ``query``, ``tenant`` and ``agent`` may be callables that receive the call's keyword
     arguments and return the value, e.g. ``tier=lambda call: plans[call["user"]]``. The request's
     ``model`` prices the report (see ``ctxopt.pricing``); a model ctxopt has no price for
-    raises :class:`ctxopt.ConfigError` before the request, saying how to give one. The report of the latest call is ``response.ctxopt_report`` (when the
-    response object accepts attributes), ``client.last_report`` (per thread / asyncio task), and
-    ``on_report(report)``; with an ``accountant``, each call that returns is recorded under
+    raises :class:`ctxopt.ConfigError` before the request, saying how to give one. The report of
+    the latest call is ``response.ctxopt_report`` (when the response object accepts attributes),
+    ``client.last_report`` (per thread / asyncio task), and ``on_report(report)``; with an
+    ``accountant``, each call that returns is recorded under
     ``tenant`` and ``agent``. ``filters`` (a dict or a callable of the call) scope the
     pipeline's retrieval per call, e.g. ``filters=lambda call: {"tenant": TENANT_OF[call["user"]]}``.
     ``session`` names the call's conversation, e.g. ``session=lambda call: call["metadata"]["thread"]``:

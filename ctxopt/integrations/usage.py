@@ -41,7 +41,7 @@ def billed(response: Any, price: Price) -> Bill | None:
     read, write = _get(usage, "cache_read_input_tokens"), _get(usage, "cache_creation_input_tokens")
     if read is not None or write is not None:  # Anthropic: input_tokens counts only the uncached rest
         fresh, read, write = _count(_get(usage, "input_tokens")), _count(read), _count(write)
-        cost = (fresh * price.input + read * price.cache_read + write * price.cache_write) / PER  # type: ignore[operator]
+        cost = (fresh * price.input + read * price.cache_read + write * price.cache_write) / PER
         return Bill(fresh + read + write, read, write, round(cost, 12))
     prompt, details = _get(usage, "prompt_tokens"), _get(usage, "prompt_tokens_details")
     if prompt is None:
@@ -50,5 +50,5 @@ def billed(response: Any, price: Price) -> Bill | None:
         return None
     cached, write = _count(_get(details, "cached_tokens")), _count(_get(details, "cache_write_tokens"))
     fresh = max(0, prompt - cached - write)
-    cost = (fresh * price.input + cached * price.cache_read + write * price.cache_write) / PER  # type: ignore[operator]
+    cost = (fresh * price.input + cached * price.cache_read + write * price.cache_write) / PER
     return Bill(prompt, cached, write, round(cost, 12))

@@ -117,11 +117,11 @@ def bill(current: PromptPrint, previous: PromptPrint | None, price: Price) -> Bi
         cached = 0
         if previous is not None and common >= price.min_cached_tokens:
             cached = price.min_cached_tokens + (common - price.min_cached_tokens) // OPENAI_CACHE_STEP * OPENAI_CACHE_STEP
-        return Bill(total, cached, 0, ((total - cached) * price.input + cached * price.cache_read) / PER)  # type: ignore[operator]
+        return Bill(total, cached, 0, ((total - cached) * price.input + cached * price.cache_read) / PER)
     if price.caching == "explicit":
         read, write = _explicit(current, previous, price.min_cached_tokens)
         fresh = total - read - write
-        cost = (fresh * price.input + read * price.cache_read + write * price.cache_write) / PER  # type: ignore[operator]
+        cost = (fresh * price.input + read * price.cache_read + write * price.cache_write) / PER
         return Bill(total, read, write, cost)
     return Bill(total, 0, 0, total * price.input / PER)
 

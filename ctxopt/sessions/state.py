@@ -101,14 +101,13 @@ def check_key(session: Any) -> str:
     return session
 
 
-_default: SessionStore | None = None
+_default: list[SessionStore] = []  # the process-wide store, created on first use
 _default_lock = threading.Lock()
 
 
 def default_store() -> SessionStore:
     """The process-wide store: Redis when $CTXOPT_REDIS_URL is set, else $CTXOPT_CACHE_DIR/sessions."""
-    global _default
     with _default_lock:
-        if _default is None:
-            _default = SessionStore()
-        return _default
+        if not _default:
+            _default.append(SessionStore())
+        return _default[0]

@@ -16,7 +16,7 @@ kept as it is. When the head and a freshly compacted window would stay below
 models), no window is held: the cap goes to the ``keep_last`` latest turns and the most relevant
 older ones, as ``prune_history`` would choose.
 
-The defaults (``tail=0.25, low=0.6, tail_tokens=768, min_score=0.2, neighbours=0``) were chosen on
+The defaults (``tail=0.3, low=0.6, tail_tokens=768, min_score=0.2, neighbours=0``) were chosen on
 two LoCoMo conversations (conv-26, conv-42) of the sessions benchmark; see the README.
 
 The stage drops the history it does not lay out and marks the last item of the head and of the
@@ -46,7 +46,7 @@ from ctxopt.errors import ConfigError
 from ctxopt.sessions.layout import boundary, choose_tail
 from ctxopt.stages.base import require_whole
 from ctxopt.stages.prune_history import PruneHistory, history_units, lend_to_neighbours
-from ctxopt.tokens import REPLY_PRIMING, get_tokenizer
+from ctxopt.tokens import REPLY_PRIMING
 from ctxopt.types import CACHE_BREAKPOINT, Context, Item
 
 
@@ -56,7 +56,7 @@ class SessionLayout:
 
     name: ClassVar[str] = "session"
     history: int | None = None
-    tail: float = 0.25
+    tail: float = 0.3
     low: float = 0.6
     min_score: float = 0.2
     tail_tokens: int = 768
@@ -65,7 +65,6 @@ class SessionLayout:
     neighbours: int = 0
     neighbour_decay: float = 0.85
     keyword_weight: float = 0.5
-    encoding: str | None = None
     embedder: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,15 +80,18 @@ class SessionLayout:
             raise ConfigError(f"session: min_score must be a number, got {self.min_score!r}")
 
     def run(self, context: Context) -> Context:
-        tokenizer = get_tokenizer(self.encoding)
+        tokenizer = context.counter()  # the request's own counter (its model's encoding or estimate)
         items = [i if i.tokens is not None else i.replace(tokens=tokenizer.count_message(i.to_message()))
                  for i in context.items]
         units = history_units(tuple(items))
         if not units:
             return context.replace(items=items)
-        # The turn in progress: from the last unit with a protected member (the latest user message).
+        # The turn in progress: the last run of units with protected members (the latest user message
+        # and the tool calls and results after it).
         guarded = [any(items[n].protected for n in u) for u in units]
         turn_unit = max((k for k, g in enumerate(guarded) if g), default=len(units))
+        while 0 < turn_unit < len(units) and guarded[turn_unit - 1]:
+            turn_unit -= 1
         turn_start = units[turn_unit][0] if turn_unit < len(units) else len(items)
         past = units[:turn_unit]
         size = {u[0]: sum(items[n].tokens or 0 for n in u) for u in units}
@@ -140,7 +142,7 @@ class SessionLayout:
 
     def _cap(self, context: Context, head_tokens: int) -> int:
         tier = context.tier
-        budget = tier.budget - head_tokens - REPLY_PRIMING if tier is not None else math.inf
+        budget = tier.budget - head_tokens - REPLY_PRIMING - context.fixed_tokens if tier is not None else math.inf
         cap = self.history if self.history is not None else (
             tier.cap("history") if tier is not None and tier.history is not None else budget)
         if cap == math.inf:
@@ -153,8 +155,7 @@ class SessionLayout:
         ``recent`` of them come first whatever their score."""
         if not old or room <= 0 or (not query and not recent) or self.min_score == math.inf:
             return [], {}, {}
-        scorer = PruneHistory(keep_last=0, keyword_weight=self.keyword_weight, embedder=self.embedder,
-                              encoding=self.encoding)
+        scorer = PruneHistory(keep_last=0, keyword_weight=self.keyword_weight, embedder=self.embedder)
         values, notes = scorer.score(query, [" ".join(items[n].text for n in u if items[n].text) for u in old])
         by_group = {items[u[0]].group: float(s) for u, s in zip(old, values)}
         lend_to_neighbours(by_group, [items[u[0]].group for u in units], self.neighbours, self.neighbour_decay)

@@ -70,8 +70,8 @@ def point_cost(point: Mapping[str, Any], price: Price, full: bool = False) -> fl
     split = point.get("full_bill" if full else "bill")
     if isinstance(split, Mapping) and isinstance(split.get(price.caching), Mapping):
         s = split[price.caching]
-        return (float(s["fresh"]) * price.input + float(s["cached"]) * price.cache_read  # type: ignore[operator]
-                + float(s["written"]) * price.cache_write) / PER  # type: ignore[operator]
+        return (float(s["fresh"]) * price.input + float(s["cached"]) * price.cache_read
+                + float(s["written"]) * price.cache_write) / PER
     return float(point["full_tokens" if full else "tokens"]) * price.input / PER
 
 

@@ -19,7 +19,9 @@ REQUESTS = [[SYSTEM, USER], [SYSTEM, USER, REPLY, USER], [SYSTEM, USER, REPLY, U
 
 
 def replay(tmp_path, model, prices=None):
-    pipeline = ctxopt.Pipeline(model=model, prices=prices)
+    # Counted in cl100k_base for every model, so the token counts above are exact (Claude's own
+    # count is an estimate with a margin; the bill's rules are what this test checks).
+    pipeline = ctxopt.Pipeline(model=model, prices=prices, encoding="cl100k_base")
     store = SessionStore(directory=tmp_path)
     return [pipeline.optimize(messages, tier="pro", session="scripted", session_store=store).report
             for messages in REQUESTS]
@@ -65,7 +67,8 @@ def test_savings_can_be_negative_and_the_report_says_so(tmp_path):
     # A history cap that changes on every turn moves the window every time, breaking the prefix the
     # whole conversation would have had cached: ctxopt's prompt is shorter and yet costs more.
     price = {"cheap-cache": {"input": 1.0, "cache_read": 0.01}}
-    pipeline = ctxopt.Pipeline(model="cheap-cache", prices=price, stages=(SessionLayout(embedder=HashEmbedder()),))
+    pipeline = ctxopt.Pipeline(model="cheap-cache", prices=price, encoding="cl100k_base",
+                               stages=(SessionLayout(embedder=HashEmbedder()),))
     store = SessionStore(directory=tmp_path)
     turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"Turn {n}: " + "fact " * 60} for n in range(30)]
     history = [SYSTEM, *turns]

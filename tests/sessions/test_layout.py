@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -60,7 +62,7 @@ def test_prompts_extend_each_other_between_compactions(tmp_path):
         reports.append(result.report)
         history = history + [{"role": "assistant", "content": "Here is what I found. " * 8}]
     compactions = 0
-    for before, after in zip(prompts, prompts[1:]):
+    for before, after in itertools.pairwise(prompts):
         stable = [i.id for i in before[: _stable_end(before)]]
         if [i.id for i in after[: len(stable)]] != stable:
             compactions += 1
