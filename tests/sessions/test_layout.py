@@ -80,7 +80,7 @@ def _stable_end(items: tuple[Item, ...]) -> int:
 
 def test_breakpoints_mark_the_end_of_the_head_and_of_the_window_and_the_tail_comes_after():
     messages = conversation(60) + [{"role": "user", "content": "What about vegan food?"}]
-    out = layout(history=1500).run(Context.from_messages(messages, tier=ctxopt.Tier(8000)))
+    out = layout(history=1700).run(Context.from_messages(messages, tier=ctxopt.Tier(8000)))
     marked = [n for n, i in enumerate(out.items) if i.metadata.get(CACHE_BREAKPOINT)]
     assert len(marked) == 2 and marked[0] == 0 and out.notes["layout"] == "window"
     window, tail = out.items[1: marked[1] + 1], out.items[marked[1] + 1: -1]
