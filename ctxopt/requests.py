@@ -19,6 +19,7 @@ from ctxopt.adapters import detect, get_format, kept_messages
 from ctxopt.errors import ConfigError
 from ctxopt.pipeline import Pipeline, Result
 from ctxopt.report import Report
+from ctxopt.sessions.state import SessionStore
 from ctxopt.tiers import Tier
 
 
@@ -45,6 +46,8 @@ def optimize_request(
     tiers: Mapping[str, Tier] | str | os.PathLike[str] | None = None,
     filters: Mapping[str, Any] | None = None,
     query: str | None = None,
+    session: str | None = None,
+    session_store: SessionStore | None = None,
 ) -> RequestResult:
     """Fit ``request`` to ``tier`` and return it in its own format.
 
@@ -53,7 +56,8 @@ def optimize_request(
     message list; ``format`` names one of ``ctxopt.adapters.FORMATS`` instead of detecting it. The
     request's model picks the tokenizer and price, and its tools, response format and output limit
     (``max_tokens``, ``max_completion_tokens``, ``max_output_tokens``) are counted. Pure (no I/O
-    beyond what the pipeline's own stages do); the request given is never modified.
+    beyond what the pipeline's own stages do); the request given is never modified. ``session``
+    names the conversation for the cache-stable layout and bill (see :meth:`Pipeline.run`).
     """
     if pipeline is not None and not isinstance(pipeline, Pipeline):
         raise ConfigError(f"pipeline must be a ctxopt.Pipeline (e.g. Pipeline.from_config(...)), got {pipeline!r}")
@@ -61,7 +65,8 @@ def optimize_request(
     parsed = adapter.parse(request)
     result = (pipeline or Pipeline()).optimize(
         parsed.messages, tier, query, tiers=tiers, filters=filters, model=parsed.model, tools=parsed.tools,
-        response_format=parsed.response_format, max_output_tokens=parsed.max_output_tokens)
+        response_format=parsed.response_format, max_output_tokens=parsed.max_output_tokens, session=session,
+        session_store=session_store)
     kept = kept_messages(parsed, result.context.items, result.messages)
     return RequestResult(request=adapter.build(request, parsed, kept), report=result.report, format=adapter.name,
                          result=result)

@@ -136,7 +136,8 @@ class Runner:
         # The format's adapter reads the model, tools, response format and output room from the call.
         return functools.partial(optimize_request, call, format=format, tier=_choose(self.tier, call),
                                  pipeline=self._base, tiers=self.tiers,
-                                 query=_choose(self.query, call), filters=_choose(self.filters, call))
+                                 query=_choose(self.query, call), filters=_choose(self.filters, call),
+                                 session=_choose(self.session, call))
 
     def _planned(self, call: Mapping[str, Any]) -> Callable[[Sequence[Mapping[str, Any]]], Result]:
         """The pipeline run for this call, its choices made here, in the caller's thread or task (the
