@@ -135,10 +135,10 @@ class Pipeline:
         """Run the stages and the fit on ``context``.
 
         With ``session`` (a key naming the conversation, e.g. its thread id) the prompt is laid out
-        for the provider's prompt cache (a ``session`` stage is added before the fit when the
-        pipeline has none), and the bill counts what the provider would serve from cache given
-        the session's previous prompt, kept in ``session_store`` (default: the shared cache, Redis
-        when $CTXOPT_REDIS_URL is set, else disk).
+        for the provider's prompt cache (a ``session`` stage runs first when the pipeline has none),
+        and the bill counts what the provider would serve from cache given the session's previous
+        prompt, kept in ``session_store`` (default: the shared cache, Redis when $CTXOPT_REDIS_URL
+        is set, else disk).
         """
         started = time.perf_counter() if started is None else started
         model = model if model is not None else self.model
@@ -153,7 +153,10 @@ class Pipeline:
         if session is not None:
             check_key(session)
             if not any(getattr(s, "name", None) == SessionLayout.name for s in stages):
-                stages = (*stages, SessionLayout(min_cached_tokens=price.min_cached_tokens))
+                # First: later stages then see a history already within its cap, so the default
+                # prune_tool_output (which cuts only when over the tier, by relevance to the query)
+                # leaves the held window's bytes alone instead of re-cutting them on every request.
+                stages = (SessionLayout(min_cached_tokens=price.min_cached_tokens), *stages)
         reports = []
         for stage in (*stages, self.fit):
             t0 = time.perf_counter()

@@ -146,15 +146,16 @@ class Report:
         return "\n".join(lines)
 
     def _money(self) -> str:
-        prices = f"at {self.model} prices (${self.price.input:g}/1M input, ${self.price.cache_read:g} cached)"
-        cache = ""
+        """The bill in one phrase: what was saved (or how much more it costs), at which price, and what
+        the prompt cache served; never a negative saving."""
+        where = f"at ${self.price_per_1k}/1k ({self.model})"
+        detail = f"${self.cost:.6f} instead of ${self.cost_without_ctxopt:.6f}"
         if self.bill and (self.bill.cached_tokens or self.bill.cache_write_tokens):
-            cache = f", {self.bill.cached_tokens} tokens from the prompt cache"
-            cache += f", {self.bill.cache_write_tokens} written to it" if self.bill.cache_write_tokens else ""
+            detail += f", {self.bill.cached_tokens} tokens from the prompt cache"
+            detail += f", {self.bill.cache_write_tokens} written to it" if self.bill.cache_write_tokens else ""
         if self.cost_saved < 0:
             cached_without = self.bill_without_ctxopt.cached_tokens if self.bill_without_ctxopt else 0
-            why = (", the prompt as it came in would have been served from the prompt cache"
+            why = (" (the prompt as it came in would have been served from the prompt cache)"
                    if cached_without > self.cached_tokens else "")
-            return (f"costs ${self.cost:.6f}: ${-self.cost_saved:.6f} MORE than without ctxopt "
-                    f"(${self.cost_without_ctxopt:.6f}{why}){cache} {prices}")
-        return f"costs ${self.cost:.6f}, saved ${self.cost_saved:.6f} of ${self.cost_without_ctxopt:.6f}{cache} {prices}"
+            return f"costs ${-self.cost_saved:.6f} more {where} than without ctxopt: {detail}{why}"
+        return f"saved ${self.cost_saved:.6f} {where}: {detail}"

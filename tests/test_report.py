@@ -1,10 +1,11 @@
+from ctxopt.pricing import Price
 from ctxopt.report import Report, StageReport
 
 
 def _report(*stages: tuple[str, int, int, dict]) -> Report:
     return Report(tier="free", tokens_before=stages[0][1], tokens_after=stages[-1][2], budget=3584,
                   stages=tuple(StageReport(name=n, tokens_in=a, tokens_out=b, notes=notes) for n, a, b, notes in stages),
-                  seconds=0.01, model="gpt-4o-mini", price_per_1k=0.00015)
+                  seconds=0.01, model="gpt-4o-mini", price=Price(input=0.15, model="gpt-4o-mini"))
 
 
 def test_a_report_that_only_cut_shows_the_share_kept_and_the_saving():

@@ -125,3 +125,25 @@ def test_options_are_validated():
     with pytest.raises(ctxopt.ConfigError, match="history must be a whole number"):
         SessionLayout(history=0)
     assert ctxopt.Pipeline.from_config({"stages": [{"name": "session", "tail": 0.3}]}).stages[0].tail == 0.3
+
+
+def test_an_agent_tool_loop_keeps_its_prefix_with_the_default_pipeline(tmp_path):
+    # Requests inside one user turn (tool call, result, tool call, result...) with big tool results:
+    # the default pipeline's prune_tool_output must not re-cut the held window on every request.
+    store = SessionStore(directory=tmp_path)
+    pipeline = ctxopt.Pipeline(model="gpt-5")
+    history = conversation(30) + [{"role": "user", "content": "Find me a hotel in Lisbon under 150 euros"}]
+    reports = []
+    for n in range(6):
+        result = pipeline.optimize(history, ctxopt.Tier(16000, reserve=1000, history=6000), session="loop",
+                                   session_store=store)
+        reports.append(result.report)
+        call = {"id": f"c{n}", "type": "function", "function": {"name": "search", "arguments": f'{{"page": {n}}}'}}
+        history = history + [{"role": "assistant", "content": None, "tool_calls": [call]},
+                             {"role": "tool", "tool_call_id": f"c{n}",
+                              "content": "\n".join(f"Hotel {n}-{k}: {100 + k} euros, Lisbon" for k in range(60))}]
+    # Each request reads the whole previous prompt from the cache (in OpenAI's 128-token steps);
+    # only the newest tool result is billed fresh.
+    for before, after in itertools.pairwise(reports):
+        assert after.cached_tokens >= before.tokens_after - 3 - 128
+    assert all(r.stages[0].name == "session" for r in reports)
