@@ -110,7 +110,7 @@ class Anthropic:
             else:
                 turns.append(("user" if role == "user" else "assistant", source, blocks))
         out["messages"] = _merged(turns, request["messages"])
-        return out
+        return _with_breakpoints(out, kept, parsed)
 
 
 def _is_anthropic_message(message: Any) -> bool:
@@ -242,6 +242,74 @@ def _rebuilt(content: Any, block_ids: tuple[int, ...], k: Kept) -> list[Any]:
         return kept if text == _assistant(blocks)["content"] else with_text(kept, text)
     # A user turn whose text changed: its non-text blocks (images, documents) stay, the text is new.
     return with_text([originals[j] for j in block_ids], text)
+
+
+MAX_BREAKPOINTS = 4  # the Messages API takes at most four cache_control breakpoints per request
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def _with_breakpoints(out: dict[str, Any], kept: Sequence[Kept], parsed: Parsed) -> dict[str, Any]:
+    """Put ``cache_control`` at the stable boundaries the pipeline marked (a session's system part
+    and held window), within the API's four breakpoints, counting the caller's own."""
+    marked = [k for k in kept if k.breakpoint]
+    if not marked:
+        return out
+    free = MAX_BREAKPOINTS - _count_breakpoints(out)
+    if free <= 0:
+        return out
+    system_marked = any(k.index is not None and parsed.origins[k.index][0] == SYSTEM for k in marked)
+    if system_marked and out.get("system") and free > 0:
+        system = out["system"]
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else [plain(b) for b in system]
+        if blocks and "cache_control" not in blocks[-1]:
+            blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+            out["system"] = blocks
+            free -= 1
+    # A message breakpoint goes on the last block of the fitted message that holds the marked item:
+    # the marked item's text is found by its position among the non-system kept items.
+    positions = _message_positions(kept, parsed)
+    messages = list(out["messages"])
+    for k in reversed(marked):  # the later boundary covers more of the prefix: place it first
+        position = positions.get(id(k))
+        if free <= 0 or position is None or position >= len(messages):
+            continue
+        message = messages[position]
+        content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [plain(b) for b in content or []]
+        if blocks and "cache_control" not in blocks[-1]:
+            blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+            role = message.get("role") if isinstance(message, Mapping) else getattr(message, "role", "user")
+            messages[position] = {"role": role, "content": blocks}
+            free -= 1
+    out["messages"] = messages
+    return out
+
+
+def _message_positions(kept: Sequence[Kept], parsed: Parsed) -> dict[int, int]:
+    """For each kept piece outside the system, the index of the output message that holds it
+    (adjacent pieces of one role are merged into one message, as ``_merged`` does)."""
+    positions: dict[int, int] = {}
+    position, role = -1, None
+    for k in kept:
+        if k.index is not None and parsed.origins[k.index][0] == SYSTEM:
+            continue
+        this = "assistant" if k.message.get("role") == "assistant" else "user"
+        if this != role:
+            position, role = position + 1, this
+        positions[id(k)] = position
+    return positions
+
+
+def _count_breakpoints(request: Mapping[str, Any]) -> int:
+    def blocks_of(value: Any) -> list[Any]:
+        return list(value) if isinstance(value, list) else []
+
+    count = sum("cache_control" in plain(b) for b in blocks_of(request.get("system")))
+    count += sum("cache_control" in plain(t) for t in blocks_of(request.get("tools")))
+    for message in request.get("messages", []):
+        content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+        count += sum("cache_control" in plain(b) for b in blocks_of(content))
+    return count
 
 
 def _merged(turns: list[tuple[str, int | None, list[Any]]], originals: Sequence[Any]) -> list[Any]:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ctxopt.errors import InputError
-from ctxopt.types import parts_text
+from ctxopt.types import CACHE_BREAKPOINT, parts_text
 
 _INPUT_ID = re.compile(r"m(\d+)")
 
@@ -51,6 +51,7 @@ class Kept:
     changed: bool
     kind: str
     message: dict[str, Any]
+    breakpoint: bool = False  # the end of a cache-stable segment (a session layout's boundary)
 
 
 class Adapter(Protocol):
@@ -73,7 +74,8 @@ def kept_messages(parsed: Parsed, items: Sequence[Any], messages: Sequence[dict[
         if index is not None and index >= len(parsed.messages):
             index = None
         changed = index is None or _changed(parsed.messages[index], message)
-        kept.append(Kept(index=index, changed=changed, kind=item.kind, message=message))
+        kept.append(Kept(index=index, changed=changed, kind=item.kind, message=message,
+                         breakpoint=bool(item.metadata.get(CACHE_BREAKPOINT))))
     return kept
 
 
