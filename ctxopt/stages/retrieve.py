@@ -100,7 +100,7 @@ class Retrieve:
         """The knowledge base this stage reads, over the process-wide store and cached embedder."""
         from ctxopt.embed.cache import get_cached_embedder
         from ctxopt.kb import KnowledgeBase
-        from ctxopt.stores.qdrant import open_store
+        from ctxopt.stores.shared import open_store
 
         embedder = None if self.mode == "keyword" else get_cached_embedder(
             self.model, backend=self.cache, directory=self.cache_dir, redis_url=self.redis_url)
