@@ -137,8 +137,8 @@ class _Plan:
 class KnowledgeBase:
     """A named, versioned collection of document chunks in a vector store.
 
-    ``store`` defaults to the process-wide in-memory store; ``embedder`` to the shared cached
-    all-MiniLM-L6-v2. ``chunk_tokens``/``overlap`` set the chunking; ``keep`` how many versions
+    ``store`` defaults to the process-wide throwaway store (Qdrant Edge in a temporary folder);
+    ``embedder`` to the shared cached all-MiniLM-L6-v2. ``chunk_tokens``/``overlap`` set the chunking; ``keep`` how many versions
     stay for rollback; ``lock_timeout`` how long an ingest waits for another one into this base
     (seconds) before failing with :class:`StoreError`.
     """

@@ -50,6 +50,12 @@ class CollectionExistsError(StoreError):
     """``create_collection`` found the name taken (another writer on a server got there first)."""
 
 
+def as_floats(vector: Sequence[float]) -> list[float]:
+    """A plain list of floats for a client; a numpy row converts in C, far faster than float() per item."""
+    tolist = getattr(vector, "tolist", None)
+    return list(tolist()) if tolist is not None else [float(x) for x in vector]
+
+
 def point_id(chunk_id: str) -> str:
     """Qdrant ids are ints or UUIDs; a chunk's point id is a UUID derived from its id."""
     return str(uuid.uuid5(_POINT_NAMESPACE, chunk_id))

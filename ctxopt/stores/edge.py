@@ -50,8 +50,20 @@ from typing import Any
 
 from ctxopt.errors import StoreError
 from ctxopt.stores import sparse
-from ctxopt.stores.base import (PLAIN_RRF, DENSE, KEYWORD, Chunk, CollectionExistsError, Fusion, Hit, check_filters, check_mode,
-                                next_history, point_id)
+from ctxopt.stores.base import (
+    PLAIN_RRF,
+    DENSE,
+    KEYWORD,
+    Chunk,
+    CollectionExistsError,
+    Fusion,
+    Hit,
+    as_floats,
+    check_filters,
+    check_mode,
+    next_history,
+    point_id,
+)
 from ctxopt.stores.locks import DEFAULT_LOCK_TIMEOUT, FileLock, ReadWriteLock
 
 STATE_FILE = "ctxopt-edge.json"
@@ -230,8 +242,17 @@ class EdgeStore:
 
     def create_collection(self, name: str, *, dim: int, metadata: Mapping[str, Any]) -> None:
         """A new collection for ``dim``-dimensional vectors; ``metadata`` must hold BM25's ``avgdl``."""
-        from qdrant_edge import (Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams,
-                                 KeywordIndexParams, Modifier, PayloadSchemaType, UpdateOperation)
+        from qdrant_edge import (
+            Distance,
+            EdgeConfig,
+            EdgeShard,
+            EdgeSparseVectorParams,
+            EdgeVectorParams,
+            KeywordIndexParams,
+            Modifier,
+            PayloadSchemaType,
+            UpdateOperation,
+        )
 
         if name in self._read_state()["collections"]:
             raise CollectionExistsError(f"collection {name!r} already exists in the Edge store at {self.path}")
@@ -367,7 +388,7 @@ class EdgeStore:
                 self._check_dim(name, len(chunk.vector), f"chunk {chunk.id!r}")
             indices, values = sparse.doc_vector(chunk.text, avgdl, k1=k1, b=b)
             points.append(Point(id=point_id(chunk.id), vector={
-                DENSE: [float(x) for x in chunk.vector], KEYWORD: SparseVector(indices=indices, values=values)},
+                DENSE: as_floats(chunk.vector), KEYWORD: SparseVector(indices=indices, values=values)},
                 payload={**chunk.payload, "chunk_id": chunk.id, "doc_id": chunk.doc_id, "text": chunk.text}))
         with self._using(name) as shard:
             try:

@@ -37,8 +37,20 @@ from typing import Any, Literal
 
 from ctxopt.errors import ConfigError, StoreError
 from ctxopt.stores import sparse
-from ctxopt.stores.base import (PLAIN_RRF, DENSE, KEYWORD, Chunk, CollectionExistsError, Fusion, Hit, check_filters, check_mode,
-                                next_history, point_id)
+from ctxopt.stores.base import (
+    PLAIN_RRF,
+    DENSE,
+    KEYWORD,
+    Chunk,
+    CollectionExistsError,
+    Fusion,
+    Hit,
+    as_floats,
+    check_filters,
+    check_mode,
+    next_history,
+    point_id,
+)
 
 URL_ENV = "CTXOPT_QDRANT_URL"
 API_KEY_ENV = "CTXOPT_QDRANT_API_KEY"
@@ -162,7 +174,10 @@ class QdrantStore:
             raise self._error(exc, what, collection) from exc
 
     def _error(self, exc: Exception, what: str, collection: str | None) -> StoreError:
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+        from qdrant_client.http.exceptions import (
+            ResponseHandlingException,
+            UnexpectedResponse,
+        )
 
         text = f"{type(exc).__name__}: {exc}"
         missing = (isinstance(exc, UnexpectedResponse) and exc.status_code == 404) or (
@@ -427,7 +442,7 @@ class QdrantStore:
             indices, values = sparse.doc_vector(chunk.text, avgdl, k1=k1, b=b)
             points.append(models.PointStruct(
                 id=point_id(chunk.id),
-                vector={DENSE: [float(x) for x in chunk.vector],
+                vector={DENSE: as_floats(chunk.vector),
                         KEYWORD: models.SparseVector(indices=indices, values=values)},
                 payload={**chunk.payload, "chunk_id": chunk.id, "doc_id": chunk.doc_id, "text": chunk.text},
             ))
