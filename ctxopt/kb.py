@@ -133,6 +133,11 @@ class _Plan:
     new_chunks: list[tuple[str, str, str, dict[str, Any]]]  # chunk id, text, doc id, payload
     counts: dict[str, Any]  # the IngestSummary document counts
 
+    @property
+    def unchanged(self) -> bool:
+        """A version serves and this ingest would change nothing in it."""
+        return self.current is not None and not self.changed and not self.removed
+
 
 class KnowledgeBase:
     """A named, versioned collection of document chunks in a vector store.
@@ -278,16 +283,16 @@ class KnowledgeBase:
         # 1. plan and embed against the version serving now, before waiting for another writer:
         #    embedding is the slow part, and the cache makes a re-plan's embeddings free
         plan = self._plan(docs, hashes, remove=remove, prune=prune, allow_empty=allow_empty)
+        if plan.unchanged:  # nothing to write: no lock, no version
+            return self._unchanged(plan, started, retries=0)
         self._embed(plan, embedded, progress)
         with self.store.writer_lock(self.name, self.lock_timeout) as exclusive:
             for attempt in range(MAX_ATTEMPTS):
                 if attempt or self.current() != plan.current:  # another ingest switched the base meanwhile
                     plan = self._plan(docs, hashes, remove=remove, prune=prune, allow_empty=allow_empty)
                     self._embed(plan, embedded, progress)
-                if plan.current is not None and not plan.changed and not plan.removed:
-                    return IngestSummary(kb=self.name, version=_number(plan.current), collection=plan.current,
-                                         chunks_total=self.store.count(plan.current), retries=attempt,
-                                         seconds=time.perf_counter() - started, **plan.counts)
+                if plan.unchanged:  # another ingest wrote these very documents meanwhile
+                    return self._unchanged(plan, started, retries=attempt)
                 collection, number, total = self._build(plan, embedded, exclusive, progress)
                 if self.store.switch_alias(self.name, collection, expected=plan.current):
                     break
@@ -300,6 +305,12 @@ class KnowledgeBase:
         return IngestSummary(kb=self.name, version=number, collection=collection, chunks_written=total,
                              chunks_total=total, cache_hits=embedded.hits, cache_misses=embedded.misses,
                              cache_degraded=embedded.degraded, embed_seconds=embedded.seconds, retries=attempt,
+                             seconds=time.perf_counter() - started, **plan.counts)
+
+    def _unchanged(self, plan: _Plan, started: float, retries: int) -> IngestSummary:
+        assert plan.current is not None
+        return IngestSummary(kb=self.name, version=_number(plan.current), collection=plan.current,
+                             chunks_total=self.store.count(plan.current), retries=retries,
                              seconds=time.perf_counter() - started, **plan.counts)
 
     def _plan(self, docs: Mapping[str, Document], hashes: Mapping[str, str], *, remove: set[str] | None,
