@@ -333,9 +333,9 @@ class KnowledgeBase:
         removed = set(old_hashes) - set(docs) if prune else (remove or set()) & set(old_hashes)
         skip = set(changed) | removed
         kept = {d: (len(ls), sum(ls)) for d, ls in lengths.items() if d not in skip}
-        counts = dict(docs_seen=len(docs), docs_added=sum(d not in old_hashes for d in changed),
-                      docs_changed=sum(d in old_hashes for d in changed), docs_unchanged=len(docs) - len(changed),
-                      docs_removed=len(removed))
+        counts = {"docs_seen": len(docs), "docs_added": sum(d not in old_hashes for d in changed),
+                  "docs_changed": sum(d in old_hashes for d in changed), "docs_unchanged": len(docs) - len(changed),
+                  "docs_removed": len(removed)}
         new_chunks = [c for d in changed for c in self._chunk(docs[d], hashes[d])]
         return _Plan(current=current, old_hashes=old_hashes, kept=kept, changed=changed, removed=removed,
                      new_chunks=new_chunks, counts=counts)

@@ -51,9 +51,9 @@ from typing import Any
 from ctxopt.errors import StoreError
 from ctxopt.stores import sparse
 from ctxopt.stores.base import (
-    PLAIN_RRF,
     DENSE,
     KEYWORD,
+    PLAIN_RRF,
     Chunk,
     CollectionExistsError,
     Fusion,
@@ -480,9 +480,9 @@ class EdgeStore:
                 prefetches = [Prefetch(limit=n, query=dense, filter=flt, params=params),
                               Prefetch(limit=n, query=keyword, filter=flt, params=params)]
                 limit = 2 * n if group_by_doc else k
-                request = dict(query=_fusion(fusion), prefetches=prefetches, limit=limit)
+                request = {"query": _fusion(fusion), "prefetches": prefetches, "limit": limit}
             else:
-                request = dict(query=dense if run == "dense" else keyword, limit=k)
+                request = {"query": dense if run == "dense" else keyword, "limit": k}
             try:
                 return self._query(name, request, flt, params, k, group_by_doc, grow=run != "hybrid")
             except StoreError:

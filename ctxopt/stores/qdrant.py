@@ -26,7 +26,6 @@ top of the winner's version.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import os
@@ -38,9 +37,9 @@ from typing import Any, Literal
 from ctxopt.errors import ConfigError, StoreError
 from ctxopt.stores import sparse
 from ctxopt.stores.base import (
-    PLAIN_RRF,
     DENSE,
     KEYWORD,
+    PLAIN_RRF,
     Chunk,
     CollectionExistsError,
     Fusion,
@@ -331,8 +330,8 @@ class QdrantStore:
                 return dict(found[0].payload or {})
             target = self.alias_target(alias)
             entry = {"alias": alias, "epoch": 0, "serving": target, "history": [target] if target else [], "writer": ""}
-            self._call("start the alias register", lambda: client.upsert(
-                STATE_COLLECTION, [models.PointStruct(id=pid, vector={"unit": [1.0]}, payload=entry)],
+            self._call("start the alias register", lambda e=entry: client.upsert(
+                STATE_COLLECTION, [models.PointStruct(id=pid, vector={"unit": [1.0]}, payload=e)],
                 update_mode=models.UpdateMode.INSERT_ONLY, ordering=self._ordering()))
         raise StoreError(f"the alias register of {alias!r} in Qdrant at {self.where} cannot be read back; check the "
                          f"server's health and the {STATE_COLLECTION!r} collection")

@@ -1,10 +1,9 @@
 """One store per location per process, and which backend a location gets.
 
-| where | backend |
-|---|---|
-| ``url=...`` (or $CTXOPT_QDRANT_URL) | :class:`~ctxopt.stores.qdrant.QdrantStore` on the server or cluster |
-| ``path=...`` | :class:`~ctxopt.stores.edge.EdgeStore` (Qdrant Edge), except a folder that already holds a qdrant-client local base, which keeps opening as one |
-| neither | :class:`~ctxopt.stores.edge.EdgeStore` in a temporary folder, removed at exit |
+- ``url=...`` (or $CTXOPT_QDRANT_URL): :class:`~ctxopt.stores.qdrant.QdrantStore` on the server or cluster;
+- ``path=...``: :class:`~ctxopt.stores.edge.EdgeStore` (Qdrant Edge), except a folder that already
+  holds a qdrant-client local base, which keeps opening as one;
+- neither: :class:`~ctxopt.stores.edge.EdgeStore` in a temporary folder, removed at exit.
 
 "Neither" used to be qdrant-client's in-memory mode. Measured on this 2-core machine through the
 same knowledge-base API, it builds a small base a little faster (500 chunks: 3.4 s vs 5.2 s; Edge
@@ -20,6 +19,7 @@ knowledge base in a process that names the same folder must use the same store o
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -71,7 +71,5 @@ def _close_shared() -> None:
     # Closing before interpreter shutdown releases on-disk locks cleanly (and avoids qdrant-client's
     # noisy __del__ when modules are already torn down).
     for store in list(_shared.values()):
-        try:
+        with contextlib.suppress(Exception):  # at interpreter exit nothing can be done about a failed close
             store.close()
-        except Exception:
-            pass

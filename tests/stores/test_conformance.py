@@ -112,12 +112,12 @@ def test_a_query_of_stopwords_only_finds_nothing_by_keyword(store):
 
 
 def test_a_missing_collection_is_a_store_error_that_says_what_to_do(store):
-    with pytest.raises(StoreError, match="'nope' not found.*ingest"):
+    with pytest.raises(StoreError, match=r"'nope' not found.*ingest"):
         store.search("nope", vector=[0.0] * 256, text="x", mode="dense")
 
 
 def test_a_dimension_mismatch_is_a_store_error(store):
-    with pytest.raises(StoreError, match="dimension 3 .* 256-dimensional"):
+    with pytest.raises(StoreError, match=r"dimension 3 .* 256-dimensional"):
         store.search("kb", vector=[1.0, 0.0, 0.0], text="x", mode="dense")
     with pytest.raises(StoreError, match="dimension"):
         store.upsert("kb__v1", [Chunk(id="x", doc_id="x", text="x", vector=[1.0])])

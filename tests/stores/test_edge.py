@@ -52,7 +52,7 @@ def test_an_unreadable_state_file_is_a_store_error_saying_what_to_do(tmp_path):
     store = EdgeStore(tmp_path / "kb")
     fill(store)
     (tmp_path / "kb" / STATE_FILE).write_text("{ not json")
-    with pytest.raises(StoreError, match="state .* is unreadable"):
+    with pytest.raises(StoreError, match=r"state .* is unreadable"):
         store.alias_target("kb")
     store.close()
 
@@ -92,7 +92,7 @@ def test_a_shard_another_process_holds_open_is_a_clear_store_error_after_the_ope
     try:
         assert holder.stdout.readline().strip() == "OPEN"
         waiting = EdgeStore(tmp_path / "kb", open_timeout=0.5)
-        with pytest.raises(StoreError, match="open in another process .* Qdrant server"):
+        with pytest.raises(StoreError, match=r"open in another process .* Qdrant server"):
             waiting.search("kb", vector=EMB.embed(["moons"])[0], text="moons", mode="dense")
         assert waiting.alias_target("kb") == "kb__v1"  # the state file stays readable meanwhile
     finally:
