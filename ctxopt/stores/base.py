@@ -132,6 +132,22 @@ def filter_values(value: Any) -> list[str]:
     return [str(value)]
 
 
+def plan_query(mode: str, vector: Sequence[float] | None, text: str,
+               filters: Mapping[str, Any] | None) -> tuple[str | None, list[int], list[float]]:
+    """Check a search and say how it runs: the mode (a hybrid query without a keyword term runs
+    dense; a keyword query without one runs not at all: None) and the BM25 query terms."""
+    from ctxopt.stores import sparse
+
+    check_mode(mode)
+    check_filters(filters)
+    if mode != "keyword" and vector is None:
+        raise StoreError(f"{mode} search needs the query vector; embed the query first")
+    indices, values = sparse.query_vector(text)
+    if not indices:  # only stopwords or punctuation: no keyword can match
+        return (None if mode == "keyword" else "dense"), indices, values
+    return mode, indices, values
+
+
 def check_filters(filters: Mapping[str, Any] | None) -> None:
     if filters is not None and not isinstance(filters, Mapping):
         raise ConfigError(f"filters are a dict of field -> value, e.g. {{'tenant': 'acme'}}; got {filters!r} "

@@ -59,9 +59,8 @@ from ctxopt.stores.base import (
     Fusion,
     Hit,
     as_floats,
-    check_filters,
-    check_mode,
     next_history,
+    plan_query,
     point_id,
 )
 from ctxopt.stores.locks import DEFAULT_LOCK_TIMEOUT, FileLock, ReadWriteLock
@@ -71,6 +70,10 @@ FORMAT = 1
 INDEXED_FIELDS = ("doc_id", "tenant", "source", "tags")
 TENANT_FIELD = "tenant"  # indexed with is_tenant, so the engine keeps each tenant's points together
 DEFAULT_OPEN_TIMEOUT = 10.0  # seconds to wait for a shard another process has open
+# HNSW beam width for searches: at 20k real chunks it lifts hybrid top-10 recall against exact
+# search from 0.989 (the engine's default) to 0.991 for +1 ms p95; a search asking for more results
+# than this widens the beam to its limit anyway
+DEFAULT_HNSW_EF = 128
 PAGE = 1024
 
 
@@ -82,14 +85,14 @@ class EdgeStore:
     """A :class:`~ctxopt.stores.base.VectorStore` on Qdrant Edge shards in the folder ``path``.
 
     ``path=None`` makes a temporary folder that :meth:`close` (or the end of the process) removes:
-    a throwaway base with Edge's speed. ``hnsw_ef`` widens the dense search beam (None: the
-    engine's default); ``lock_timeout`` bounds how long an ingest waits for another one into the
+    a throwaway base with Edge's speed. ``hnsw_ef`` is the dense search beam (None: the engine's
+    default; wider finds more of the exact neighbours, a little slower); ``lock_timeout`` bounds how long an ingest waits for another one into the
     same base; ``open_timeout`` how long to wait for a shard another process has open. ``timeout``
     is accepted for symmetry with :class:`~ctxopt.stores.qdrant.QdrantStore` and ignored: Edge
     answers in this process, with no request to bound.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, hnsw_ef: int | None = None,
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, hnsw_ef: int | None = DEFAULT_HNSW_EF,
                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT, open_timeout: float = DEFAULT_OPEN_TIMEOUT,
                  timeout: float | None = None) -> None:
         self.temporary = path is None
@@ -457,22 +460,15 @@ class EdgeStore:
         """The ``k`` best chunks for the query (``vector`` for dense, ``text`` for keyword)."""
         from qdrant_edge import Prefetch, Query, SearchParams, SparseVector
 
-        check_mode(mode)
-        check_filters(filters)
-        if mode != "keyword" and vector is None:
-            raise StoreError(f"{mode} search needs the query vector; embed the query first")
+        run, indices, values = plan_query(mode, vector, text, filters)
+        if run is None:
+            return []
+        keyword = Query.Nearest(SparseVector(indices=indices, values=values), using=KEYWORD) if indices else None
+        dense = Query.Nearest(as_floats(vector), using=DENSE) if vector is not None else None
         for attempt in range(2):  # a version dropped between resolving and opening: resolve again
             name = self._resolve(collection)
             if vector is not None and mode != "keyword":
                 self._check_dim(name, len(vector), "the query vector")
-            indices, values = sparse.query_vector(text)
-            keyword = Query.Nearest(SparseVector(indices=indices, values=values), using=KEYWORD) if indices else None
-            dense = Query.Nearest([float(x) for x in vector], using=DENSE) if vector is not None else None
-            run = mode
-            if run == "keyword" and keyword is None:
-                return []  # only stopwords or punctuation: no keyword can match
-            if run == "hybrid" and keyword is None:
-                run = "dense"
             params = SearchParams(exact=True) if exact else SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef else None
             flt = _filter(filters)
             if run == "hybrid":

@@ -45,9 +45,8 @@ from ctxopt.stores.base import (
     Fusion,
     Hit,
     as_floats,
-    check_filters,
-    check_mode,
     next_history,
+    plan_query,
     point_id,
 )
 
@@ -490,20 +489,15 @@ class QdrantStore:
         """The ``k`` best chunks for the query (``vector`` for dense, ``text`` for keyword)."""
         from qdrant_client import models
 
-        check_mode(mode)
-        check_filters(filters)
-        if mode != "keyword":
-            if vector is None:
-                raise StoreError(f"{mode} search needs the query vector; embed the query first")
+        run, indices, values = plan_query(mode, vector, text, filters)
+        if run is None:
+            return []
+        if vector is not None and mode != "keyword":
             self._check_dim(collection, len(vector), "the query vector")
         flt = _filter(filters)
-        indices, values = sparse.query_vector(text)
         keyword = models.SparseVector(indices=indices, values=values) if indices else None
-        dense = [float(x) for x in vector] if vector is not None else None
-        if mode == "keyword" and keyword is None:
-            return []  # only stopwords or punctuation: no keyword can match
-        if mode == "hybrid" and keyword is None:
-            mode = "dense"
+        dense = as_floats(vector) if vector is not None else None
+        mode = run
         params = models.SearchParams(exact=True) if exact and self.url else None  # local mode is always exact
         args: dict[str, Any] = {"query_filter": flt, "search_params": params}
         if mode == "dense":
