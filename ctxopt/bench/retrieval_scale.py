@@ -258,7 +258,8 @@ def _write_markdown(path: Path, out: Mapping[str, Any]) -> None:
              f"hybrid: its fused candidates); fusion {out['fusion']}. Latency: top 10, as a retrieve stage asks "
              f"(p95 of the deep query in results.json). Distractors: the first {out['real_distractors']:,} "
              "are real public text (HotpotQA paragraphs, LoCoMo turns), the rest synthetic (ten words of one real "
-             "sentence of that pool joined to ten of another), embedded with the real model. One store query per measurement, query vector precomputed.",
+             "sentence of that pool joined to ten of another), embedded with the real model. One store query per "
+             "measurement, query vector precomputed.",
              *builds,
              f"Targets: hybrid p95 at ~100k {acc['hybrid_p95_ms_100k']} ms (<= 10), {acc['p95_ratio_100k_to_5k']}x the "
              f"5k p95 (<= 5); ingest of {acc['chunks_100k']:,} pre-embedded chunks {acc['ingest_seconds_100k']} s "
