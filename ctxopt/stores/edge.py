@@ -87,9 +87,10 @@ class EdgeStore:
     ``path=None`` makes a temporary folder that :meth:`close` (or the end of the process) removes:
     a throwaway base with Edge's speed. ``hnsw_ef`` is the dense search beam (None: the engine's
     default; wider finds more of the exact neighbours, a little slower); ``lock_timeout`` bounds
-    how long an ingest waits for another one into the same base; ``open_timeout`` how long to wait for a shard another process has open. ``timeout``
-    is accepted for symmetry with :class:`~ctxopt.stores.qdrant.QdrantStore` and ignored: Edge
-    answers in this process, with no request to bound.
+    how long an ingest waits for another one into the same base; ``open_timeout`` how long to
+    wait for a shard another process has open. ``timeout`` is accepted for symmetry with
+    :class:`~ctxopt.stores.qdrant.QdrantStore` and ignored: Edge answers in this process, with no
+    request to bound.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, hnsw_ef: int | None = DEFAULT_HNSW_EF,
