@@ -1,16 +1,27 @@
 """Versioned knowledge bases: ingest documents into a new collection version behind an alias.
 
-A knowledge base ``name`` is a Qdrant alias pointing at one collection ``name__v<N>``. Ingesting:
+A knowledge base ``name`` is an alias pointing at one collection ``name__v<N>``. Ingesting:
 
 1. hashes each document (text, title, metadata, chunking and model); unchanged documents are
    skipped, and if nothing changed (and nothing is pruned) nothing is written at all;
-2. embeds the new and changed chunks through the embedding cache *before* touching the store;
-3. builds the next version completely (kept documents are copied with their vectors), marks it
-   ready, and only then switches the alias in one atomic step.
+2. embeds the new and changed chunks through the embedding cache, in batches with a progress
+   bar, *before* touching the store and before waiting for any other ingest;
+3. takes the base's writer lock (threads and processes queue on an embedded store), builds the
+   next version completely (new chunks, then the unchanged ones streamed over from the serving
+   version with their vectors), seals it (index built), marks it ready, and only then switches
+   the alias with a compare-and-swap: it switches only if the version it built on still serves.
 
-A killed ingest therefore leaves the previous version serving; the half-built collection is
-never aliased and is removed by the next ingest. ``rollback`` points the alias back at an
-earlier ready version; the newest ``keep`` versions are kept.
+So ingests into one base serialise and none is lost: a writer that finds the base changed since
+it planned (another ingest got there first) plans again on top of the new version, re-using its
+embeddings. On a server, where no lock reaches every machine, losing the swap has the same
+effect: the loser drops its unserved version and builds again on the winner's, up to
+``MAX_ATTEMPTS`` times, then fails with :class:`StoreError` having changed nothing. A killed
+ingest leaves the previous version serving; its half-built collection is never aliased and is
+removed by the next ingest.
+
+Every switch is recorded in the alias's serving history, a stack: an ingest or ``rollback(N)``
+pushes the version it serves, ``rollback()`` pops back to the version that served before. The
+newest ``keep`` ready versions are kept, plus the ``keep`` latest of that history.
 
 >>> from ctxopt.embed import CachedEmbedder, HashEmbedder
 >>> from ctxopt.ingest import Document
@@ -38,10 +49,14 @@ from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.ingest.chunking import chunk_text
 from ctxopt.ingest.readers import Document
 from ctxopt.stores import sparse
-from ctxopt.stores.base import TUNED_FUSION, Chunk, Fusion, Hit
+from ctxopt.stores.base import TUNED_FUSION, Chunk, CollectionExistsError, Fusion, Hit, next_history
+from ctxopt.stores.locks import DEFAULT_LOCK_TIMEOUT
 
 EMBED_BATCH = 256
-UPSERT_BATCH = 256
+UPSERT_BATCH = 512
+MAX_ATTEMPTS = 8  # builds per ingest when other writers keep switching the base first (servers)
+HEARTBEAT_SECONDS = 30.0
+STALE_BUILD_SECONDS = 900.0  # a building version with no heartbeat for this long was left by a dead writer
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -63,6 +78,7 @@ class IngestSummary:
     cache_misses: int = 0
     cache_degraded: str | None = None
     embed_seconds: float = 0.0
+    retries: int = 0
     seconds: float = 0.0
 
     def __str__(self) -> str:
@@ -71,6 +87,7 @@ class IngestSummary:
                 f"changed, {self.docs_unchanged} unchanged, {self.docs_removed} removed; {self.chunks_written} "
                 f"chunks written, {self.chunks_total} in total; embedding cache {self.cache_hits} hits, "
                 f"{self.cache_misses} misses ({self.embed_seconds:.1f}s); {self.seconds:.1f}s")
+        line += f"; rebuilt {self.retries}x on top of concurrent ingests" if self.retries else ""
         return line + (f"; cache degraded: {self.cache_degraded}" if self.cache_degraded else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,20 +105,52 @@ class Version:
     current: bool
 
 
+@dataclasses.dataclass
+class _Embedded:
+    """The vectors one ingest has embedded (by chunk text), kept across its re-plans."""
+
+    vectors: dict[str, Any] = dataclasses.field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+    degraded: str | None = None
+    seconds: float = 0.0
+
+
 def _doc_hash(doc: Document, settings: Mapping[str, Any]) -> str:
     blob = json.dumps([doc.title, doc.text, dict(doc.metadata), dict(settings)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What one ingest changes, relative to the version serving when it was planned."""
+
+    current: str | None
+    old_hashes: dict[str, str]
+    kept: dict[str, tuple[int, int]]  # unchanged doc id -> (chunks, summed BM25 lengths) in the serving version
+    changed: list[str]
+    removed: set[str]
+    new_chunks: list[tuple[str, str, str, dict[str, Any]]]  # chunk id, text, doc id, payload
+    counts: dict[str, Any]  # the IngestSummary document counts
+
+    @property
+    def unchanged(self) -> bool:
+        """A version serves and this ingest would change nothing in it."""
+        return self.current is not None and not self.changed and not self.removed
+
+
 class KnowledgeBase:
     """A named, versioned collection of document chunks in a vector store.
 
-    ``store`` defaults to the process-wide embedded in-memory Qdrant store; ``embedder`` to the
-    shared cached all-MiniLM-L6-v2. ``chunk_tokens``/``overlap`` set the chunking.
+    ``store`` defaults to the process-wide throwaway store (Qdrant Edge in a temporary folder);
+    ``embedder`` to the shared cached all-MiniLM-L6-v2. ``chunk_tokens``/``overlap`` set the chunking; ``keep`` how many versions
+    stay for rollback; ``lock_timeout`` how long an ingest waits for another one into this base
+    (seconds) before failing with :class:`StoreError`.
     """
 
     def __init__(self, name: str, *, store: Any = None, embedder: Any = None,
-                 chunk_tokens: int = 512, overlap: int = 64, keep: int = 3) -> None:
+                 chunk_tokens: int = 512, overlap: int = 64, keep: int = 3,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         if not isinstance(name, str) or not _NAME.match(name) or "__v" in name:
             raise ConfigError(f"knowledge base name {name!r} is invalid; use letters, digits, '_', '-', '.' "
                               "(up to 64 characters, not containing '__v')")
@@ -113,6 +162,7 @@ class KnowledgeBase:
         self.chunk_tokens = chunk_tokens
         self.overlap = overlap
         self.keep = keep
+        self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
         return f"KnowledgeBase({self.name!r}, store={self.store!r})"
@@ -120,7 +170,7 @@ class KnowledgeBase:
     @property
     def store(self):
         if self._store is None:
-            from ctxopt.stores.qdrant import open_store
+            from ctxopt.stores.shared import open_store
 
             self._store = open_store()
         return self._store
@@ -147,35 +197,52 @@ class KnowledgeBase:
         """The collection the alias serves, or None before the first ingest."""
         return self.store.alias_target(self.name)
 
+    def history(self) -> list[str]:
+        """The collections that served, oldest first; the last one serves now."""
+        return self.store.alias_history(self.name)
+
     def versions(self) -> list[Version]:
         current = self.current()
         out = []
         for number in self._numbers():
             collection = self._collection(number)
-            meta = self.store.metadata(collection)
+            try:
+                meta = self.store.metadata(collection)
+            except StoreError:
+                continue  # dropped by another writer since it was listed
             out.append(Version(number=number, collection=collection, status=str(meta.get("status", "unknown")),
                                created=str(meta.get("created", "")), docs=int(meta.get("docs", 0)),
                                chunks=int(meta.get("chunks", 0)), current=collection == current))
         return out
 
     def rollback(self, version: int | None = None) -> Version:
-        """Serve ``version`` (default: the newest ready version older than the current one)."""
-        versions = [v for v in self.versions() if v.status == "ready"]
-        current = next((v for v in versions if v.current), None)
-        if version is None:
-            older = [v for v in versions if current is None or v.number < current.number]
-            if not older:
-                raise StoreError(f"knowledge base {self.name!r} has no ready version before the current one "
-                                 f"(versions: {[v.number for v in versions]}); nothing to roll back to")
-            target = older[-1]
-        else:
-            found = next((v for v in versions if v.number == version), None)
-            if found is None:
-                raise InputError(f"knowledge base {self.name!r} has no ready version {version}; "
-                                 f"ready versions: {[v.number for v in versions]}")
-            target = found
-        self.store.set_alias(self.name, target.collection)
-        return dataclasses.replace(target, current=True)
+        """Serve ``version``, or by default the version that served before the current one (the
+        serving history's previous entry: a rolled-back version is never served again by this)."""
+        with self.store.writer_lock(self.name, self.lock_timeout):
+            for _ in range(MAX_ATTEMPTS):
+                ready = {v.collection: v for v in self.versions() if v.status == "ready"}
+                current = self.current()
+                history = self.history()
+                if version is None:
+                    stack = list(history)
+                    while stack and (stack[-1] == current or stack[-1] not in ready):
+                        stack.pop()  # the serving version, then any that were dropped since they served
+                    if not stack:
+                        raise StoreError(
+                            f"knowledge base {self.name!r} has no ready version before the current one in its serving "
+                            f"history (served: {[_number(c) for c in history]}, ready: "
+                            f"{sorted(v.number for v in ready.values())}); pick one with rollback(N) (--to N)")
+                    target, new_history = ready[stack[-1]], stack
+                else:
+                    found = ready.get(self._collection(version))
+                    if found is None:
+                        raise InputError(f"knowledge base {self.name!r} has no ready version {version}; ready versions: "
+                                         f"{sorted(v.number for v in ready.values())}")
+                    target, new_history = found, next_history(history, found.collection)
+                if self.store.switch_alias(self.name, target.collection, expected=current, history=new_history):
+                    return dataclasses.replace(target, current=True)
+        raise StoreError(f"knowledge base {self.name!r} kept changing under this rollback ({MAX_ATTEMPTS} tries); "
+                         "nothing was changed: retry when the other writers are done")
 
     # -- ingest --------------------------------------------------------------------------
 
@@ -212,99 +279,183 @@ class KnowledgeBase:
             docs[doc.id] = doc
         settings = self._settings()
         hashes = {d: _doc_hash(doc, settings) for d, doc in docs.items()}
+        embedded = _Embedded()
+        # 1. plan and embed against the version serving now, before waiting for another writer:
+        #    embedding is the slow part, and the cache makes a re-plan's embeddings free
+        plan = self._plan(docs, hashes, remove=remove, prune=prune, allow_empty=allow_empty)
+        if plan.unchanged:  # nothing to write: no lock, no version
+            return self._unchanged(plan, started, retries=0)
+        self._embed(plan, embedded, progress)
+        with self.store.writer_lock(self.name, self.lock_timeout) as exclusive:
+            for attempt in range(MAX_ATTEMPTS):
+                if attempt or self.current() != plan.current:  # another ingest switched the base meanwhile
+                    plan = self._plan(docs, hashes, remove=remove, prune=prune, allow_empty=allow_empty)
+                    self._embed(plan, embedded, progress)
+                if plan.unchanged:  # another ingest wrote these very documents meanwhile
+                    return self._unchanged(plan, started, retries=attempt)
+                collection, number, total = self._build(plan, embedded, exclusive, progress)
+                if self.store.switch_alias(self.name, collection, expected=plan.current):
+                    break
+                self.store.drop_collection(collection)  # lost the swap: this version never served
+            else:
+                raise StoreError(f"knowledge base {self.name!r} was changed by other writers during each of "
+                                 f"{MAX_ATTEMPTS} tries of this ingest; nothing of it was served and nothing was "
+                                 "lost: run the ingest again")
+            self._drop_old()
+        return IngestSummary(kb=self.name, version=number, collection=collection, chunks_written=total,
+                             chunks_total=total, cache_hits=embedded.hits, cache_misses=embedded.misses,
+                             cache_degraded=embedded.degraded, embed_seconds=embedded.seconds, retries=attempt,
+                             seconds=time.perf_counter() - started, **plan.counts)
+
+    def _unchanged(self, plan: _Plan, started: float, retries: int) -> IngestSummary:
+        assert plan.current is not None
+        return IngestSummary(kb=self.name, version=_number(plan.current), collection=plan.current,
+                             chunks_total=self.store.count(plan.current), retries=retries,
+                             seconds=time.perf_counter() - started, **plan.counts)
+
+    def _plan(self, docs: Mapping[str, Document], hashes: Mapping[str, str], *, remove: set[str] | None,
+              prune: bool, allow_empty: bool) -> _Plan:
         current = self.current()
         old_hashes: dict[str, str] = {}
+        lengths: dict[str, list[int]] = {}
         if current is not None:
-            for payload, _ in self.store.scroll(current):
-                old_hashes[str(payload.get("doc_id"))] = str(payload.get("content_hash"))
+            for payload, _ in self.store.scroll(current, fields=("doc_id", "content_hash", "length", "text")):
+                doc_id = str(payload.get("doc_id"))
+                old_hashes[doc_id] = str(payload.get("content_hash"))
+                length = payload.get("length")
+                lengths.setdefault(doc_id, []).append(
+                    int(length) if isinstance(length, int) else sparse.doc_length(str(payload.get("text", ""))))
         if prune and not docs and old_hashes and not allow_empty:
             raise InputError(f"this ingest read no document, so pruning would remove all {len(old_hashes)} documents "
                              f"of knowledge base {self.name!r}; nothing was changed. Check what was read, or pass "
                              "allow_empty=True to empty the knowledge base on purpose")
         changed = [d for d in docs if old_hashes.get(d) != hashes[d]]
         removed = set(old_hashes) - set(docs) if prune else (remove or set()) & set(old_hashes)
-        counts: dict[str, Any] = {"docs_seen": len(docs), "docs_added": sum(d not in old_hashes for d in changed),
+        skip = set(changed) | removed
+        kept = {d: (len(ls), sum(ls)) for d, ls in lengths.items() if d not in skip}
+        counts = {"docs_seen": len(docs), "docs_added": sum(d not in old_hashes for d in changed),
                   "docs_changed": sum(d in old_hashes for d in changed), "docs_unchanged": len(docs) - len(changed),
                   "docs_removed": len(removed)}
-        if current is not None and not changed and not removed:
-            return IngestSummary(kb=self.name, version=_number(current), collection=current,
-                                 chunks_total=self.store.count(current), seconds=time.perf_counter() - started, **counts)
-        # 1. embed new chunks before touching the store, so a failure here changes nothing
         new_chunks = [c for d in changed for c in self._chunk(docs[d], hashes[d])]
-        t0 = time.perf_counter()
-        vectors, hits, misses, degraded = self._embed([c[1] for c in new_chunks], progress)
-        embed_seconds = time.perf_counter() - t0
-        chunks = [Chunk(id=cid, doc_id=doc_id, text=text, vector=vec, payload=payload)
-                  for (cid, text, doc_id, payload), vec in zip(new_chunks, vectors)]
-        # 2. carry over the unchanged documents of the serving version, vectors included
-        if current is not None:
-            skip = set(changed) | removed
-            for payload, vector in self.store.scroll(current, with_vectors=True):
-                if payload.get("doc_id") not in skip:
-                    chunks.append(Chunk(id=payload["chunk_id"], doc_id=str(payload["doc_id"]), text=payload["text"],
-                                        vector=vector, payload={k: v for k, v in payload.items() if k != "text"}))
-        # 3. build the next version fully, then switch the alias
-        collection, number = self._build(chunks, len({c.doc_id for c in chunks}), progress)
-        self.store.set_alias(self.name, collection)
-        self._drop_old(keep_from=number)
-        return IngestSummary(kb=self.name, version=number, collection=collection, chunks_written=len(chunks),
-                             chunks_total=len(chunks), cache_hits=hits, cache_misses=misses, cache_degraded=degraded,
-                             embed_seconds=embed_seconds, seconds=time.perf_counter() - started, **counts)
+        return _Plan(current=current, old_hashes=old_hashes, kept=kept, changed=changed, removed=removed,
+                     new_chunks=new_chunks, counts=counts)
 
     def _chunk(self, doc: Document, content_hash: str) -> list[tuple[str, str, str, dict[str, Any]]]:
         base = {"title": doc.title, "content_hash": content_hash, **doc.filter_fields()}
         bodies = chunk_text(doc.text, max_tokens=self.chunk_tokens, overlap=self.overlap) or [""]
-        # the title heads every chunk: it names what a chunk from the middle of a document is about
-        return [(f"{doc.id}#{i}", f"{doc.title}\n\n{body}".strip() if doc.title else body, doc.id,
-                 {**base, "chunk_index": i}) for i, body in enumerate(bodies)]
+        chunks = []
+        for i, body in enumerate(bodies):
+            # the title heads every chunk: it names what a chunk from the middle of a document is about
+            text = f"{doc.title}\n\n{body}".strip() if doc.title else body
+            chunks.append((f"{doc.id}#{i}", text, doc.id, {**base, "chunk_index": i, "length": sparse.doc_length(text)}))
+        return chunks
 
-    def _embed(self, texts: list[str], progress: bool):
+    def _embed(self, plan: _Plan, embedded: _Embedded, progress: bool) -> None:
+        """Embed the plan's chunks not embedded yet, in batches through the cache."""
         from tqdm.auto import tqdm
 
+        texts = list(dict.fromkeys(text for _, text, _, _ in plan.new_chunks if text not in embedded.vectors))
+        if not texts:
+            return
         embed_with_stats = getattr(self.embedder, "embed_with_stats", None)
-        vectors, hits, misses, degraded = [], 0, 0, None
-        with tqdm(total=len(texts), desc=f"embedding {self.name}", unit="chunk", disable=not progress or not texts) as bar:
+        started = time.perf_counter()
+        with tqdm(total=len(texts), desc=f"embedding {self.name}", unit="chunk", disable=not progress) as bar:
             for start in range(0, len(texts), EMBED_BATCH):
                 batch = texts[start:start + EMBED_BATCH]
                 if embed_with_stats is not None:
                     out, stats = embed_with_stats(batch)
-                    hits, misses, degraded = hits + stats.hits, misses + stats.misses, stats.degraded or degraded
+                    embedded.hits += stats.hits
+                    embedded.misses += stats.misses
+                    embedded.degraded = stats.degraded or embedded.degraded
                 else:
-                    out, misses = self.embedder.embed(batch), misses + len(batch)
-                vectors.extend(out)
+                    out, embedded.misses = self.embedder.embed(batch), embedded.misses + len(batch)
+                embedded.vectors.update(zip(batch, out))
                 bar.update(len(batch))
-        return vectors, hits, misses, degraded
+        embedded.seconds += time.perf_counter() - started
 
-    def _build(self, chunks: list[Chunk], docs: int, progress: bool) -> tuple[str, int]:
+    def _build(self, plan: _Plan, embedded: _Embedded, exclusive: bool, progress: bool) -> tuple[str, int, int]:
+        """Write the next version: the plan's new chunks, then the serving version's unchanged
+        chunks streamed over page by page (so a large base never sits in memory); seal it and
+        mark it ready. Returns the collection, its number and its chunk count."""
         from tqdm.auto import tqdm
 
-        for number in self._numbers():  # leftovers of an interrupted ingest: never served, safe to drop
+        self._drop_leftovers(exclusive)
+        new_lengths = [payload["length"] for _, _, _, payload in plan.new_chunks]
+        chunks_total = len(new_lengths) + sum(n for n, _ in plan.kept.values())
+        length_total = sum(new_lengths) + sum(total for _, total in plan.kept.values())
+        docs_total = len({doc_id for _, _, doc_id, _ in plan.new_chunks} | set(plan.kept))
+        dim = len(next(iter(embedded.vectors.values()))) if embedded.vectors else (
+            self.store.dim(plan.current) if plan.current is not None else self.embedder.dim)
+        created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        collection, number = None, max(self._numbers(), default=0)
+        for _ in range(MAX_ATTEMPTS * 4):  # on a server another writer may take a number first
+            number += 1
+            meta = {"kb": self.name, "version": number, "status": "building", "created": created,
+                    "heartbeat": time.time(), "avgdl": length_total / chunks_total if chunks_total else 1.0,
+                    "k1": sparse.K1, "b": sparse.B, "model_id": self.embedder.model_id, "dim": dim,
+                    "docs": docs_total, "chunks": chunks_total,
+                    **{k: v for k, v in self._settings().items() if k != "model"}}
+            try:
+                self.store.create_collection(self._collection(number), dim=dim, metadata=meta)
+            except CollectionExistsError:
+                continue
             collection = self._collection(number)
-            if self.store.metadata(collection).get("status") != "ready" and collection != self.current():
-                self.store.drop_collection(collection)
-        number = max(self._numbers(), default=0) + 1
-        collection = self._collection(number)
-        lengths = [sparse.doc_length(c.text) for c in chunks]
-        dim = len(chunks[0].vector) if chunks else self.embedder.dim
-        meta = {"kb": self.name, "version": number, "status": "building",
-                "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "avgdl": sum(lengths) / len(lengths) if lengths else 1.0, "k1": sparse.K1, "b": sparse.B,
-                "model_id": self.embedder.model_id, "dim": dim, "docs": docs, "chunks": len(chunks),
-                **{k: v for k, v in self._settings().items() if k != "model"}}
-        self.store.create_collection(collection, dim=dim, metadata=meta)
-        with tqdm(total=len(chunks), desc=f"writing {collection}", unit="chunk", disable=not progress or not chunks) as bar:
-            for start in range(0, len(chunks), UPSERT_BATCH):
-                batch = chunks[start:start + UPSERT_BATCH]
+            break
+        if collection is None:
+            raise StoreError(f"could not claim a new version number for knowledge base {self.name!r}; retry")
+        beat = time.monotonic()
+        with tqdm(total=chunks_total, desc=f"writing {collection}", unit="chunk", disable=not progress) as bar:
+            def write(batch: list[Chunk]) -> None:
+                nonlocal beat
                 self.store.upsert(collection, batch)
                 bar.update(len(batch))
-        self.store.set_metadata(collection, {"status": "ready"})
-        return collection, number
+                if time.monotonic() - beat > HEARTBEAT_SECONDS:  # tells other writers this build is alive
+                    self.store.set_metadata(collection, {"heartbeat": time.time()})
+                    beat = time.monotonic()
 
-    def _drop_old(self, keep_from: int) -> None:
+            for start in range(0, len(plan.new_chunks), UPSERT_BATCH):
+                write([Chunk(id=cid, doc_id=doc_id, text=text, vector=embedded.vectors[text], payload=payload)
+                       for cid, text, doc_id, payload in plan.new_chunks[start:start + UPSERT_BATCH]])
+            if plan.current is not None and plan.kept:
+                batch: list[Chunk] = []
+                for payload, vector in self.store.scroll(plan.current, with_vectors=True):
+                    if payload.get("doc_id") not in plan.kept:
+                        continue
+                    batch.append(Chunk(id=payload["chunk_id"], doc_id=str(payload["doc_id"]), text=payload["text"],
+                                       vector=vector, payload={k: v for k, v in payload.items() if k != "text"}))
+                    if len(batch) == UPSERT_BATCH:
+                        write(batch)
+                        batch = []
+                if batch:
+                    write(batch)
+            bar.set_postfix_str("indexing")
+            self.store.seal(collection)
+        self.store.set_metadata(collection, {"status": "ready"})
+        return collection, number, chunks_total
+
+    def _drop_leftovers(self, exclusive: bool) -> None:
+        """Drop versions an interrupted ingest left half built: never served, so safe to drop. Under
+        an exclusive writer lock every one is dead; on a server only those whose heartbeat stopped."""
+        current = self.current()
+        for number in self._numbers():
+            collection = self._collection(number)
+            try:
+                meta = self.store.metadata(collection)
+            except StoreError:
+                continue
+            stale = exclusive or time.time() - float(meta.get("heartbeat", 0)) > STALE_BUILD_SECONDS
+            if meta.get("status") != "ready" and collection != current and stale:
+                self.store.drop_collection(collection)
+
+    def _drop_old(self) -> None:
+        """Keep the newest ``keep`` ready versions and the ``keep`` latest of the serving history."""
         ready = [v for v in self.versions() if v.status == "ready"]
-        for version in ready[:-self.keep]:
-            if not version.current:
+        keep = {v.collection for v in ready[-self.keep:]}
+        keep |= set(list(dict.fromkeys(reversed(self.history())))[:self.keep])
+        for version in ready:
+            if version.collection not in keep and not version.current:
                 self.store.drop_collection(version.collection)
+
 
     # -- search --------------------------------------------------------------------------
 

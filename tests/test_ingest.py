@@ -242,3 +242,33 @@ def test_the_embedding_cache_makes_a_rebuild_call_the_model_zero_times(tmp_path)
     second = KnowledgeBase("b", store=QdrantStore(), embedder=CachedEmbedder(inner, backend=DiskBackend(tmp_path)))
     summary = second.ingest(DOCS, progress=False)
     assert (summary.cache_hits, summary.cache_misses, inner.calls) == (3, 0, 0)
+
+
+# -- serving history, on every backend -------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant-memory", "server-path"])
+def test_rollback_follows_the_serving_history_and_never_reserves_a_rolled_back_version(backend, store_factory, tmp_path):
+    store = store_factory(backend, tmp_path)
+    kb = make_kb(store)
+    kb.ingest(DOCS, progress=False)                                                     # v1
+    kb.ingest([Document(id="mars", text="Mars is made of cheese.")], progress=False)    # v2: a bad edit
+    assert kb.rollback().number == 1                                                    # undo it
+    kb.ingest([Document(id="moon", text="The Moon causes tides.", metadata={"tenant": "t1"})], progress=False)  # v3
+    assert kb.current() == "kb__v3"
+    assert kb.rollback().number == 1  # the version that served before v3, not v2 (the highest below v3)
+    assert "cheese" not in " ".join(h.text for h in kb.search("Mars", mode="keyword", k=5))
+    with pytest.raises(StoreError, match="no ready version before"):
+        kb.rollback()
+    assert kb.history() == ["kb__v1"]
+    assert kb.rollback(3).number == 3 and kb.history() == ["kb__v1", "kb__v3"]
+    store.close()
+
+
+def test_the_versions_in_the_serving_history_survive_pruning_of_old_versions():
+    kb = make_kb(keep=2)
+    kb.ingest([Document(id="d", text="good text")], progress=False)                     # v1
+    for n in range(2, 5):                                                               # v2..v4, each rolled back
+        kb.ingest([Document(id="d", text=f"bad text {n}")], progress=False)
+        kb.rollback()
+    kb.ingest([Document(id="d", text="next good text")], progress=False)                # v5
+    assert kb.rollback().number == 1  # kept although 4 newer versions were made since

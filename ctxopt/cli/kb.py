@@ -18,7 +18,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     """--kb, --path/--url and the embedding-cache options, shared by ingest, kb and search."""
     parser.add_argument("--kb", default="default", help="knowledge base name (default: default)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--path", help="embedded Qdrant folder (default: $CTXOPT_QDRANT_URL if set, "
+    where.add_argument("--path", help="embedded store folder, Qdrant Edge (default: $CTXOPT_QDRANT_URL if set, "
                        "else ~/.cache/ctxopt/qdrant, or under $CTXOPT_CACHE_DIR)")
     where.add_argument("--url", help="Qdrant server or cluster URL, e.g. http://localhost:6333 "
                        "(API key from $CTXOPT_QDRANT_API_KEY)")
@@ -37,7 +37,8 @@ def open_kb(args: argparse.Namespace, *, writes: bool = False, **options: Any):
     from ctxopt.cache.redis_backend import url_problem
     from ctxopt.embed.cache import get_cached_embedder
     from ctxopt.kb import KnowledgeBase
-    from ctxopt.stores.qdrant import URL_ENV, open_store
+    from ctxopt.stores.qdrant import URL_ENV
+    from ctxopt.stores.shared import open_store
 
     path, url = args.path, args.url
     if writes and path is not None:

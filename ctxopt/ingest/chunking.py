@@ -78,8 +78,12 @@ def chunk_text(text: str, *, max_tokens: int = 512, overlap: int = 64, tokenizer
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise ConfigError(f"chunking needs max_tokens >= 1 and 0 <= overlap < max_tokens, got {max_tokens}, {overlap}")
     tokenizer = tokenizer or get_tokenizer()
+    sentences = split_sentences(text)
+    whole = _join([(sentence, 0) for sentence in sentences])
+    if not whole or tokenizer.count(whole) <= max_tokens:  # most documents are one chunk: one count, no packing
+        return [whole] if whole else []
     pieces: list[tuple[str, int]] = []
-    for sentence in split_sentences(text):
+    for sentence in sentences:
         n = tokenizer.count(sentence)
         pieces.extend([(sentence, n)] if n <= max_tokens else _cut_long(sentence, max_tokens, tokenizer))
 

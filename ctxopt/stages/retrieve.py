@@ -35,8 +35,8 @@ ON_ERROR = ("fail", "continue")
 class Retrieve:
     """Add the ``k`` best chunks of knowledge base ``kb`` for the context's query.
 
-    ``path`` (embedded Qdrant on disk) or ``url`` (a Qdrant server; API key from
-    $CTXOPT_QDRANT_API_KEY); neither means $CTXOPT_QDRANT_URL, else an in-process in-memory store.
+    ``path`` (embedded Qdrant Edge on disk) or ``url`` (a Qdrant server; API key from
+    $CTXOPT_QDRANT_API_KEY); neither means $CTXOPT_QDRANT_URL, else a throwaway in-process store.
     ``mode`` is dense, keyword or hybrid; ``fusion``/``rrf_k``/``weights``/``candidates`` tune hybrid
     fusion. ``cache`` ("disk", "redis", "none"), ``cache_dir`` and ``redis_url`` choose the
     embedding cache. ``filters`` restrict by payload (tenant, source, tags, doc_id).
@@ -45,8 +45,8 @@ class Retrieve:
     "continue" answers without retrieval and notes ``retrieval_error``. ``timeout`` (seconds; None
     keeps the store's own, 5 s by default) bounds each request to a Qdrant server, rounded up to whole seconds
     (qdrant-client's unit), so a slow or hanging server costs at most about that long per request
-    (one search, plus one collection read the first time) and then follows ``on_error``. Embedded
-    Qdrant (``path`` or in memory) searches inside this process with no request to bound, so there
+    (one search, plus one collection read the first time) and then follows ``on_error``. An embedded
+    store (``path`` or the throwaway one) searches inside this process with no request to bound, so there
     ``timeout`` has no effect.
     """
 
@@ -100,7 +100,7 @@ class Retrieve:
         """The knowledge base this stage reads, over the process-wide store and cached embedder."""
         from ctxopt.embed.cache import get_cached_embedder
         from ctxopt.kb import KnowledgeBase
-        from ctxopt.stores.qdrant import open_store
+        from ctxopt.stores.shared import open_store
 
         embedder = None if self.mode == "keyword" else get_cached_embedder(
             self.model, backend=self.cache, directory=self.cache_dir, redis_url=self.redis_url)

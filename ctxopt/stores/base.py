@@ -4,27 +4,61 @@ A store holds collections of chunks, each with a dense vector, a keyword (sparse
 and a payload, and names the serving version of a knowledge base with an alias. Rules:
 
 1. ``search`` runs dense, keyword and hybrid search inside the store and returns the best chunks
-   first; with ``group_by_doc`` it returns each document once, scored by its best chunk.
-2. ``set_alias`` switches an alias in one atomic step: readers see the old version or the new.
-3. Failures raise :class:`~ctxopt.errors.StoreError` saying what was wrong and how to fix it.
+   first; with ``group_by_doc`` it returns each document once, scored by its best chunk; with
+   ``exact`` it scores every point instead of walking the approximate (HNSW) index.
+2. Hybrid search fuses inside the store with the :class:`Fusion` it is given, RRF's ``k``
+   included: every backend sends ``k`` explicitly (Qdrant's plain RRF would use k=2).
+3. ``set_alias`` and ``switch_alias`` switch an alias in one atomic step: readers see the old
+   version or the new. ``switch_alias`` is a compare-and-swap: it switches only while the alias
+   still points where the caller last saw it, and returns False otherwise, so two writers can
+   never both win. Each switch records the alias's serving history (a stack, newest last), which
+   rollback follows.
+4. ``writer_lock(name)`` serialises the writers of one knowledge base where the store can: an
+   embedded store across threads and processes (it yields True, exclusive). A server shared by
+   many machines cannot, so it yields False at once and the compare-and-swap catches a writer
+   that got there first.
+5. ``seal`` is called once when a collection is fully written: the store builds what makes it
+   fast (an index) and makes it durable before the alias can point at it.
+6. Failures raise :class:`~ctxopt.errors.StoreError` saying what was wrong and how to fix it.
 
-:class:`~ctxopt.stores.qdrant.QdrantStore` implements it for embedded Qdrant and Qdrant servers;
-an embedded Qdrant Edge shard would be a second class with these methods.
+Backends: :class:`~ctxopt.stores.edge.EdgeStore` (Qdrant Edge, embedded, the default on disk)
+and :class:`~ctxopt.stores.qdrant.QdrantStore` (qdrant-client: in memory, and Qdrant servers).
+``tests/stores/test_conformance.py`` runs the same checks against each.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ctxopt.errors import ConfigError
+from ctxopt.errors import ConfigError, StoreError
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
 FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
 # Payload fields a search may filter on; each filter value is a str or a list of str (any of).
 FILTER_FIELDS: tuple[str, ...] = ("tenant", "source", "tags", "doc_id")
+DENSE = "dense"  # the dense vector's name in every backend
+KEYWORD = "bm25"  # the sparse BM25 vector's name; the store applies IDF
+_POINT_NAMESPACE = uuid.UUID("6f1c3f0e-3a59-4f59-9d0b-1d0c7e2b9a11")  # chunk id -> stable point id
+
+
+class CollectionExistsError(StoreError):
+    """``create_collection`` found the name taken (another writer on a server got there first)."""
+
+
+def as_floats(vector: Sequence[float]) -> list[float]:
+    """A plain list of floats for a client; a numpy row converts in C, far faster than float() per item."""
+    tolist = getattr(vector, "tolist", None)
+    return list(tolist()) if tolist is not None else [float(x) for x in vector]
+
+
+def point_id(chunk_id: str) -> str:
+    """Qdrant ids are ints or UUIDs; a chunk's point id is a UUID derived from its id."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, chunk_id))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -98,6 +132,22 @@ def filter_values(value: Any) -> list[str]:
     return [str(value)]
 
 
+def plan_query(mode: str, vector: Sequence[float] | None, text: str,
+               filters: Mapping[str, Any] | None) -> tuple[str | None, list[int], list[float]]:
+    """Check a search and say how it runs: the mode (a hybrid query without a keyword term runs
+    dense; a keyword query without one runs not at all: None) and the BM25 query terms."""
+    from ctxopt.stores import sparse
+
+    check_mode(mode)
+    check_filters(filters)
+    if mode != "keyword" and vector is None:
+        raise StoreError(f"{mode} search needs the query vector; embed the query first")
+    indices, values = sparse.query_vector(text)
+    if not indices:  # only stopwords or punctuation: no keyword can match
+        return (None if mode == "keyword" else "dense"), indices, values
+    return mode, indices, values
+
+
 def check_filters(filters: Mapping[str, Any] | None) -> None:
     if filters is not None and not isinstance(filters, Mapping):
         raise ConfigError(f"filters are a dict of field -> value, e.g. {{'tenant': 'acme'}}; got {filters!r} "
@@ -125,8 +175,9 @@ class VectorStore(Protocol):
         mode: Mode = "hybrid",
         k: int = 5,
         filters: Mapping[str, Any] | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = PLAIN_RRF,
         group_by_doc: bool = False,
+        exact: bool = False,
     ) -> list[Hit]: ...
 
     def create_collection(self, name: str, *, dim: int, metadata: Mapping[str, Any]) -> None: ...
@@ -137,16 +188,38 @@ class VectorStore(Protocol):
 
     def metadata(self, collection: str) -> dict[str, Any]: ...
 
+    def dim(self, collection: str) -> int: ...
+
     def set_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None: ...
 
     def upsert(self, collection: str, chunks: Sequence[Chunk]) -> None: ...
 
-    def scroll(
-        self, collection: str, *, with_vectors: bool = False,
-    ) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]: ...
+    def delete(self, collection: str, chunk_ids: Sequence[str]) -> None: ...
+
+    def seal(self, collection: str) -> None: ...
+
+    def scroll(self, collection: str, *, with_vectors: bool = False, fields: Sequence[str] | None = None,
+               ) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]: ...
 
     def count(self, collection: str) -> int: ...
 
     def alias_target(self, alias: str) -> str | None: ...
 
     def set_alias(self, alias: str, collection: str) -> None: ...
+
+    def alias_history(self, alias: str) -> list[str]: ...
+
+    def switch_alias(self, alias: str, collection: str, *, expected: str | None,
+                     history: Sequence[str] | None = None) -> bool: ...
+
+    def writer_lock(self, name: str, timeout: float) -> AbstractContextManager[bool]: ...
+
+    def close(self) -> None: ...
+
+
+HISTORY_LIMIT = 50  # serving-history entries kept per alias
+
+
+def next_history(history: Sequence[str], collection: str) -> list[str]:
+    """The serving history after ``collection`` starts serving: pushed on top, bounded."""
+    return [*history, collection][-HISTORY_LIMIT:]

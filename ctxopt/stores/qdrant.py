@@ -6,40 +6,59 @@
 >>> [h.chunk_id for h in store.search("notes", vector=[1.0, 0.0], text="moons of mars", mode="hybrid")]
 ['n1']
 
-``QdrantStore(path="./kb")`` keeps the data on disk (one process at a time may open it);
 ``QdrantStore(url="https://...:6333", api_key=...)`` talks to a server or cluster with the same
-code. Each chunk is a point with a ``dense`` vector (cosine) and a ``bm25`` sparse vector whose
-IDF Qdrant computes (``Modifier.IDF``), so keyword and hybrid search (prefetch both, then fuse
-with RRF or DBSF) run inside Qdrant in every mode.
+code; ``QdrantStore(path="./kb")`` is qdrant-client's local mode on disk (one process at a time
+may open it; new bases on disk use :class:`~ctxopt.stores.edge.EdgeStore`, which is much faster).
+Each chunk is a point with a ``dense`` vector (cosine) and a ``bm25`` sparse vector whose IDF
+Qdrant computes (``Modifier.IDF``), so keyword and hybrid search (prefetch both, then fuse with
+RRF, its ``k`` always sent, or DBSF) run inside Qdrant in every mode.
+
+On a server, collections are created with the options a cluster needs (``shard_number``,
+``replication_factor``, vectors ``on_disk``, ``quantization``), keyword payload indexes with the
+tenant field marked ``is_tenant``, and bulk writes get their own longer ``write_timeout``. Many
+machines may ingest into one base at once, so nothing can lock it: each alias switch is a
+compare-and-swap on a small register collection (``_ctxopt_state``, one point per alias holding
+the serving collection, its serving history and an epoch), written with a conditional upsert
+(``update_filter`` on the epoch; Qdrant 1.16 or newer) and strong write ordering. The Qdrant
+alias then follows the register. A writer that loses the swap gets False and ingests again on
+top of the winner's version.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from ctxopt.errors import StoreError
+from ctxopt.errors import ConfigError, StoreError
 from ctxopt.stores import sparse
-from ctxopt.stores.base import PLAIN_RRF, Chunk, Fusion, Hit, check_filters, check_mode
+from ctxopt.stores.base import (
+    DENSE,
+    KEYWORD,
+    PLAIN_RRF,
+    Chunk,
+    CollectionExistsError,
+    Fusion,
+    Hit,
+    as_floats,
+    next_history,
+    plan_query,
+    point_id,
+)
 
-DENSE = "dense"
-KEYWORD = "bm25"
 URL_ENV = "CTXOPT_QDRANT_URL"
 API_KEY_ENV = "CTXOPT_QDRANT_API_KEY"
-_POINT_NAMESPACE = uuid.UUID("6f1c3f0e-3a59-4f59-9d0b-1d0c7e2b9a11")  # chunk id -> stable point id
 INDEXED_FIELDS = ("doc_id", "tenant", "source", "tags")
+TENANT_FIELD = "tenant"
 DEFAULT_TIMEOUT = 5.0  # seconds a server request may take
-
-
-def point_id(chunk_id: str) -> str:
-    """Qdrant ids are ints or UUIDs; a chunk's point id is a UUID derived from its id."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, chunk_id))
+DEFAULT_WRITE_TIMEOUT = 120.0  # seconds a bulk write (upsert batch, collection creation) may take
+STATE_COLLECTION = "_ctxopt_state"  # the alias register; "_" keeps it out of knowledge-base names
+QUANTIZATIONS = ("int8", "binary")
+_STATE_NAMESPACE = uuid.UUID("0c9a3d55-5d8e-4a0c-9c51-6a3b6f3f1d2e")
 
 
 class QdrantStore:
@@ -48,8 +67,14 @@ class QdrantStore:
     Give one of ``location`` (":memory:", the default, or a path), ``path`` or ``url``.
     ``timeout`` bounds every server call in seconds, so an unreachable server fails fast with a
     :class:`StoreError` instead of hanging; qdrant-client takes whole seconds, so it is rounded up
-    (0.5 -> 1 s). Embedded Qdrant answers in this process, with no request to bound: it ignores
-    ``timeout``. The client opens on first use.
+    (0.5 -> 1 s). Bulk writes (upserts, collection creation) use ``write_timeout`` instead.
+    Embedded Qdrant answers in this process, with no request to bound: it ignores both. The client
+    opens on first use.
+
+    Server-side collection options (ignored by embedded Qdrant): ``shard_number`` (spread a
+    collection over the cluster's nodes), ``replication_factor`` (copies of each shard),
+    ``on_disk`` (dense vectors memory-mapped from disk, for bases larger than RAM) and
+    ``quantization`` ("int8" scalar or "binary", kept in RAM and rescored with the originals).
     """
 
     def __init__(
@@ -60,6 +85,11 @@ class QdrantStore:
         url: str | None = None,
         api_key: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        on_disk: bool = False,
+        quantization: Literal["int8", "binary"] | None = None,
     ) -> None:
         if sum(x is not None for x in (location, path, url)) > 1:
             raise StoreError("give QdrantStore one of location, path or url, not several")
@@ -69,10 +99,23 @@ class QdrantStore:
         self.url = url
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.timeout = timeout
-        self._client_obj = None
+        self.write_timeout = write_timeout
+        if quantization is not None and quantization not in QUANTIZATIONS:
+            raise ConfigError(f"quantization {quantization!r} is unknown; choose from {', '.join(QUANTIZATIONS)} or None")
+        for option, value in (("shard_number", shard_number), ("replication_factor", replication_factor)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{option} must be a whole number >= 1 or None, got {value!r}")
+        self.shard_number = shard_number
+        self.replication_factor = replication_factor
+        self.on_disk = on_disk
+        self.quantization = quantization
+        self._client_obj: Any = None
+        self._writer_obj: Any = None
         self._dims: dict[str, int] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._writer_locks: dict[str, threading.RLock] = {}
+        self._swap_lock = threading.Lock()
 
     def __repr__(self) -> str:
         where = f"url={self.url!r}" if self.url else f"path={self.path!r}" if self.path else "':memory:'"
@@ -89,8 +132,16 @@ class QdrantStore:
 
     # -- connection and errors -------------------------------------------------------------
 
-    def _client(self):
+    def _client(self, write: bool = False):
+        """The client; ``write`` asks for the one with the bulk-write timeout (a server's second client)."""
         with self._lock:
+            if write and self.url and self._writer_obj is None:
+                from qdrant_client import QdrantClient
+
+                self._writer_obj = QdrantClient(url=self.url, api_key=self.api_key,
+                                                timeout=max(1, math.ceil(self.write_timeout)), check_compatibility=False)
+            if write and self.url:
+                return self._writer_obj
             if self._client_obj is None:
                 from qdrant_client import QdrantClient
 
@@ -121,7 +172,10 @@ class QdrantStore:
             raise self._error(exc, what, collection) from exc
 
     def _error(self, exc: Exception, what: str, collection: str | None) -> StoreError:
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+        from qdrant_client.http.exceptions import (
+            ResponseHandlingException,
+            UnexpectedResponse,
+        )
 
         text = f"{type(exc).__name__}: {exc}"
         missing = (isinstance(exc, UnexpectedResponse) and exc.status_code == 404) or (
@@ -144,9 +198,10 @@ class QdrantStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._client_obj is not None:
-                self._client_obj.close()
-                self._client_obj = None
+            for client in (self._client_obj, self._writer_obj):
+                if client is not None:
+                    client.close()
+            self._client_obj = self._writer_obj = None
 
     # -- collections ---------------------------------------------------------------------
 
@@ -154,19 +209,44 @@ class QdrantStore:
         """A new collection for ``dim``-dimensional vectors; ``metadata`` must hold BM25's ``avgdl``."""
         from qdrant_client import models
 
-        client = self._client()
-        self._call("create a collection", lambda: client.create_collection(
-            name,
-            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-            sparse_vectors_config={KEYWORD: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            metadata=dict(metadata),
-        ), name)
+        client = self._client(write=True)
+        if self._exists(name):
+            raise CollectionExistsError(f"collection {name!r} already exists in Qdrant at {self.where}")
+        self._call("create a collection", lambda: client.create_collection(name, **self.collection_options(dim),
+                                                                           metadata=dict(metadata)), name)
         if self.url:  # embedded Qdrant scans payloads; a server wants indexes for fast filters
             for field in INDEXED_FIELDS:
-                self._call("index a payload field", lambda f=field: client.create_payload_index(
-                    name, f, field_schema=models.PayloadSchemaType.KEYWORD), name)
+                schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True) \
+                    if field == TENANT_FIELD else models.PayloadSchemaType.KEYWORD
+                self._call("index a payload field", lambda f=field, s=schema: client.create_payload_index(
+                    name, f, field_schema=s), name)
         self._dims[name] = dim
         self._meta[name] = dict(metadata)
+
+    def collection_options(self, dim: int) -> dict[str, Any]:
+        """The ``create_collection`` arguments for ``dim``-dimensional chunks with this store's options."""
+        from qdrant_client import models
+
+        quantization: Any = None
+        if self.quantization == "int8":
+            quantization = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+        elif self.quantization == "binary":
+            quantization = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+        options: dict[str, Any] = {
+            "vectors_config": {DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE,
+                                                          on_disk=self.on_disk or None)},
+            "sparse_vectors_config": {KEYWORD: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        }
+        if self.url:
+            options.update(shard_number=self.shard_number, replication_factor=self.replication_factor,
+                           on_disk_payload=self.on_disk or None, quantization_config=quantization,
+                           timeout=max(1, math.ceil(self.write_timeout)))
+        return options
+
+    def _exists(self, name: str) -> bool:
+        client = self._client()
+        return bool(self._call("check a collection", lambda: client.collection_exists(name), name))
 
     def drop_collection(self, name: str) -> None:
         client = self._client()
@@ -176,7 +256,8 @@ class QdrantStore:
 
     def collections(self) -> list[str]:
         client = self._client()
-        return sorted(c.name for c in self._call("list collections", client.get_collections).collections)
+        return sorted(c.name for c in self._call("list collections", client.get_collections).collections
+                      if c.name != STATE_COLLECTION)
 
     def _info(self, collection: str):
         client = self._client()
@@ -213,8 +294,8 @@ class QdrantStore:
         aliases = self._call("read aliases", client.get_aliases).aliases
         return next((a.collection_name for a in aliases if a.alias_name == alias), None)
 
-    def set_alias(self, alias: str, collection: str) -> None:
-        """Point ``alias`` at ``collection`` in one request, so readers never see it missing."""
+    def _point_alias(self, alias: str, collection: str) -> None:
+        """Point the Qdrant alias at ``collection`` in one request, so readers never see it missing."""
         from qdrant_client import models
 
         client = self._client()
@@ -225,6 +306,116 @@ class QdrantStore:
         self._call("switch the alias", lambda: client.update_collection_aliases(change_aliases_operations=ops), collection)
         self._dims.pop(alias, None)
         self._meta.pop(alias, None)
+
+    # -- the alias register: compare-and-swap and serving history ----------------------------
+
+    def _register(self, alias: str) -> dict[str, Any]:
+        """The alias's register entry, created from the Qdrant alias the first time (a base made
+        before the register existed keeps serving what it served)."""
+        from qdrant_client import models
+
+        client = self._client()
+        if not self._exists(STATE_COLLECTION):
+            with contextlib.suppress(StoreError):  # another writer may create it at the same moment
+                self._call("create the alias register", lambda: client.create_collection(
+                    STATE_COLLECTION, vectors_config={"unit": models.VectorParams(size=1, distance=models.Distance.DOT)},
+                    **({"replication_factor": self.replication_factor} if self.url else {})))
+        pid = str(uuid.uuid5(_STATE_NAMESPACE, alias))
+        consistency = models.ReadConsistencyType.MAJORITY if self.url else None
+        for _ in range(2):
+            found = self._call("read the alias register", lambda: client.retrieve(
+                STATE_COLLECTION, [pid], with_payload=True, consistency=consistency))
+            if found:
+                return dict(found[0].payload or {})
+            target = self.alias_target(alias)
+            entry = {"alias": alias, "epoch": 0, "serving": target, "history": [target] if target else [], "writer": ""}
+            self._call("start the alias register", lambda e=entry: client.upsert(
+                STATE_COLLECTION, [models.PointStruct(id=pid, vector={"unit": [1.0]}, payload=e)],
+                update_mode=models.UpdateMode.INSERT_ONLY, ordering=self._ordering()))
+        raise StoreError(f"the alias register of {alias!r} in Qdrant at {self.where} cannot be read back; check the "
+                         f"server's health and the {STATE_COLLECTION!r} collection")
+
+    def _ordering(self):
+        from qdrant_client import models
+
+        return models.WriteOrdering.STRONG if self.url else None
+
+    def alias_history(self, alias: str) -> list[str]:
+        entry = self._register(alias)
+        history = [str(c) for c in entry.get("history") or []]
+        target = self.alias_target(alias)
+        if target is not None and (not history or history[-1] != target):
+            history.append(target)
+        return history
+
+    def switch_alias(self, alias: str, collection: str, *, expected: str | None,
+                     history: Sequence[str] | None = None) -> bool:
+        """Point ``alias`` at ``collection`` if the register still says ``expected`` serves; record
+        ``history`` (default: the old history with ``collection`` pushed). False if another writer
+        switched it first. The swap is a conditional upsert on the register's epoch; the token
+        read back says who won; then the Qdrant alias is set to what the register says."""
+        if not self._exists(collection):
+            raise StoreError(f"cannot serve collection {collection!r}: it does not exist in Qdrant at {self.where}")
+        # a server applies the conditional upsert atomically; qdrant-client's local mode checks the
+        # filter and writes in two steps, so in this process the swap also takes a lock
+        with contextlib.nullcontext() if self.url else self._swap_lock:
+            return self._swap(alias, collection, expected, history)
+
+    def _swap(self, alias: str, collection: str, expected: str | None, history: Sequence[str] | None) -> bool:
+        from qdrant_client import models
+
+        entry = self._register(alias)
+        if entry.get("serving") != expected:
+            return False
+        token = uuid.uuid4().hex
+        new = {"alias": alias, "epoch": int(entry.get("epoch", 0)) + 1, "serving": collection, "writer": token,
+               "history": list(history) if history is not None else next_history(entry.get("history") or [], collection)}
+        pid = str(uuid.uuid5(_STATE_NAMESPACE, alias))
+        same_epoch = models.Filter(must=[models.FieldCondition(key="epoch", match=models.MatchValue(
+            value=int(entry.get("epoch", 0))))])
+        client = self._client()
+        self._call("swap the alias register", lambda: client.upsert(
+            STATE_COLLECTION, [models.PointStruct(id=pid, vector={"unit": [1.0]}, payload=new)],
+            update_filter=same_epoch, update_mode=models.UpdateMode.UPDATE_ONLY, ordering=self._ordering()))
+        if self._register(alias).get("writer") != token:
+            return False
+        self._follow_register(alias)
+        return True
+
+    def _follow_register(self, alias: str) -> None:
+        """Set the Qdrant alias to the register's collection until both agree. Every writer ends
+        with this, so the writer that swapped last also sets the alias last."""
+        for _ in range(20):
+            serving = self._register(alias).get("serving")
+            if serving is None or self.alias_target(alias) == serving:
+                return
+            self._point_alias(alias, str(serving))
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` whatever it served before (pushed on its history)."""
+        while not self.switch_alias(alias, collection, expected=self._register(alias).get("serving")):
+            pass
+
+    @contextlib.contextmanager
+    def writer_lock(self, name: str, timeout: float | None = None) -> Iterator[bool]:
+        """Embedded Qdrant lives in this process (on disk, in one process at a time), so a thread
+        lock serialises its writers: yields True. A server is shared by machines no lock here can
+        reach: yields False at once, and :meth:`switch_alias` catches a writer that came first."""
+        if self.url:
+            yield False
+            return
+        with self._lock:
+            lock = self._writer_locks.setdefault(name, threading.RLock())
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise StoreError(f"knowledge base {name!r} is being written by another thread and stayed locked for "
+                             f"{timeout:g} s; retry when that ingest has finished")
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def seal(self, collection: str) -> None:
+        """Nothing to do: a server indexes in the background and embedded Qdrant has no index."""
 
     # -- points --------------------------------------------------------------------------
 
@@ -249,11 +440,11 @@ class QdrantStore:
             indices, values = sparse.doc_vector(chunk.text, avgdl, k1=k1, b=b)
             points.append(models.PointStruct(
                 id=point_id(chunk.id),
-                vector={DENSE: [float(x) for x in chunk.vector],
+                vector={DENSE: as_floats(chunk.vector),
                         KEYWORD: models.SparseVector(indices=indices, values=values)},
                 payload={**chunk.payload, "chunk_id": chunk.id, "doc_id": chunk.doc_id, "text": chunk.text},
             ))
-        client = self._client()
+        client = self._client(write=True)
         self._call("upsert points", lambda: client.upsert(collection, points=points, wait=True), collection)
 
     def delete(self, collection: str, chunk_ids: Sequence[str]) -> None:
@@ -265,13 +456,14 @@ class QdrantStore:
         selector = models.PointIdsList(points=[point_id(c) for c in chunk_ids])
         self._call("delete points", lambda: client.delete(collection, points_selector=selector, wait=True), collection)
 
-    def scroll(self, collection: str, *, with_vectors: bool = False) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]:
-        """Every point's payload (and dense vector), page by page."""
+    def scroll(self, collection: str, *, with_vectors: bool = False, fields: Sequence[str] | None = None,
+               ) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]:
+        """Every point's payload (only ``fields`` if given) and dense vector, page by page."""
         client = self._client()
         offset = None
         while True:
             points, offset = self._call("scroll points", lambda o=offset: client.scroll(
-                collection, limit=512, offset=o, with_payload=True,
+                collection, limit=512, offset=o, with_payload=list(fields) if fields else True,
                 with_vectors=[DENSE] if with_vectors else False), collection)
             for p in points:
                 vector = p.vector.get(DENSE) if with_vectors and isinstance(p.vector, Mapping) else None
@@ -292,33 +484,30 @@ class QdrantStore:
         filters: Mapping[str, Any] | None = None,
         fusion: Fusion = PLAIN_RRF,
         group_by_doc: bool = False,
+        exact: bool = False,
     ) -> list[Hit]:
         """The ``k`` best chunks for the query (``vector`` for dense, ``text`` for keyword)."""
         from qdrant_client import models
 
-        check_mode(mode)
-        check_filters(filters)
-        if mode != "keyword":
-            if vector is None:
-                raise StoreError(f"{mode} search needs the query vector; embed the query first")
+        run, indices, values = plan_query(mode, vector, text, filters)
+        if run is None:
+            return []
+        if vector is not None and mode != "keyword":
             self._check_dim(collection, len(vector), "the query vector")
         flt = _filter(filters)
-        indices, values = sparse.query_vector(text)
         keyword = models.SparseVector(indices=indices, values=values) if indices else None
-        dense = [float(x) for x in vector] if vector is not None else None
-        if mode == "keyword" and keyword is None:
-            return []  # only stopwords or punctuation: no keyword can match
-        if mode == "hybrid" and keyword is None:
-            mode = "dense"
-        args: dict[str, Any] = {"query_filter": flt}
+        dense = as_floats(vector) if vector is not None else None
+        mode = run
+        params = models.SearchParams(exact=True) if exact and self.url else None  # local mode is always exact
+        args: dict[str, Any] = {"query_filter": flt, "search_params": params}
         if mode == "dense":
             args.update(query=dense, using=DENSE)
         elif mode == "keyword":
             args.update(query=keyword, using=KEYWORD)
         else:
             n = max(fusion.candidates, k)
-            args.update(prefetch=[models.Prefetch(query=dense, using=DENSE, limit=n, filter=flt),
-                                  models.Prefetch(query=keyword, using=KEYWORD, limit=n, filter=flt)],
+            args.update(prefetch=[models.Prefetch(query=dense, using=DENSE, limit=n, filter=flt, params=params),
+                                  models.Prefetch(query=keyword, using=KEYWORD, limit=n, filter=flt, params=params)],
                         query=_fusion_query(fusion))
         client = self._client()
         if group_by_doc:
@@ -355,8 +544,7 @@ def _fusion_query(fusion: Fusion):
 
     if fusion.method == "dbsf":
         return models.FusionQuery(fusion=models.Fusion.DBSF)
-    if fusion.k == 60 and fusion.weights == (1.0, 1.0):
-        return models.FusionQuery(fusion=models.Fusion.RRF)  # plain RRF: understood by older servers too
+    # k always explicit: a bare Fusion.RRF makes Qdrant score with its own default (k=2), not k=60
     return models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=list(fusion.weights)))
 
 
@@ -374,32 +562,8 @@ def _filter(filters: Mapping[str, Any] | None):
     return models.Filter(must=must)
 
 
-_shared: dict[tuple[str | None, str | None, float | None], QdrantStore] = {}
-_shared_lock = threading.Lock()
+def open_store(**kwargs: Any):
+    """Kept for imports from before the Edge store: see :func:`ctxopt.stores.shared.open_store`."""
+    from ctxopt.stores.shared import open_store as shared_open_store
 
-
-def open_store(*, path: str | None = None, url: str | None = None, api_key: str | None = None,
-               timeout: float = DEFAULT_TIMEOUT) -> QdrantStore:
-    """The process-wide store for ``path`` or ``url`` (else $CTXOPT_QDRANT_URL, else in memory).
-
-    Sharing matters: an embedded on-disk store can be opened by one client at a time. A server
-    store is shared per ``timeout`` too, so a stage asking for a shorter bound gets a client with
-    it; an embedded store answers in this process and is one store whatever the timeout.
-    """
-    if path is None and url is None:
-        url = os.environ.get(URL_ENV) or None
-    key = (str(path) if path is not None else None, url, timeout if url else None)
-    with _shared_lock:
-        if key not in _shared:
-            if not _shared:
-                atexit.register(_close_shared)
-            _shared[key] = QdrantStore(path=path, url=url, api_key=api_key, timeout=timeout)
-        return _shared[key]
-
-
-def _close_shared() -> None:
-    # Closing before interpreter shutdown releases the on-disk lock cleanly (and avoids
-    # qdrant-client's noisy __del__ when modules are already torn down).
-    for store in list(_shared.values()):
-        with contextlib.suppress(Exception):  # at interpreter exit nothing can be done about a failed close
-            store.close()
+    return shared_open_store(**kwargs)

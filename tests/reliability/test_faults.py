@@ -255,3 +255,18 @@ def test_the_retrieve_timeout_fails_with_a_store_error_saying_how_to_allow_longe
     assert time.perf_counter() - started < 3
     assert isinstance(info.value.__cause__, StoreError)  # the store's own error, naming the URL, is kept
     assert any("retrieve" in n for n in info.value.__notes__)
+
+
+def test_an_ingest_into_a_hanging_qdrant_ends_within_its_write_timeout_and_changes_nothing(hanging_server):
+    from ctxopt.embed import CachedEmbedder, HashEmbedder
+    from ctxopt.ingest import Document
+    from ctxopt.kb import KnowledgeBase
+    from ctxopt.stores import QdrantStore
+
+    store = QdrantStore(url=hanging_server, timeout=0.5, write_timeout=1)
+    kb = KnowledgeBase("planets", store=store, embedder=CachedEmbedder(HashEmbedder(16), backend="none"))
+    started = time.perf_counter()
+    with pytest.raises(StoreError, match="Qdrant"):
+        kb.ingest([Document(id=d, title=t, text=x) for d, t, x in DOCS], progress=False)
+    assert time.perf_counter() - started < 10
+    store.close()

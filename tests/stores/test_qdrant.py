@@ -1,112 +1,82 @@
-"""The Qdrant store, embedded in memory and on disk: hybrid search inside Qdrant, filters, errors."""
+"""What only the qdrant-client store does: server options, the wire format of fusion, the alias
+register's start from an existing alias, and failing fast when the server is unreachable.
+Everything every backend does is in test_conformance.py."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 
-from ctxopt.embed import HashEmbedder
-from ctxopt.errors import StoreError
-from ctxopt.stores import Chunk, Fusion, QdrantStore
-
-DOCS = {
-    "mars": ("Mars has two small moons, Phobos and Deimos.", {"tenant": "acme", "tags": ["space"]}),
-    "venus": ("Venus is the hottest planet; its thick atmosphere traps heat.", {"tenant": "acme", "tags": ["space"]}),
-    "bread": ("Sourdough bread rises slowly because of wild yeast.", {"tenant": "bakery", "tags": ["food"]}),
-    "yeast": ("Yeast ferments sugar into carbon dioxide and alcohol.", {"tenant": "bakery", "tags": ["food", "bio"]}),
-}
-EMB = HashEmbedder(256)
+from ctxopt.embed import CachedEmbedder, HashEmbedder
+from ctxopt.errors import ConfigError, StoreError
+from ctxopt.ingest import Document
+from ctxopt.kb import KnowledgeBase
+from ctxopt.stores import Fusion, QdrantStore
+from ctxopt.stores.qdrant import _fusion_query
 
 
-@pytest.fixture(params=["memory", "disk"])
-def store(request, tmp_path):
-    s = QdrantStore() if request.param == "memory" else QdrantStore(path=str(tmp_path / "qdrant"))
-    texts = [t for t, _ in DOCS.values()]
-    s.create_collection("kb__v1", dim=EMB.dim, metadata={"avgdl": 6.0, "status": "ready"})
-    s.upsert("kb__v1", [Chunk(id=f"{d}#0", doc_id=d, text=t, vector=v, payload=p)
-                        for (d, (t, p)), v in zip(DOCS.items(), EMB.embed(texts))])
-    s.set_alias("kb", "kb__v1")
-    yield s
-    s.close()
+def closed_port() -> int:
+    with socket.socket() as s:  # a port nothing listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def search(store, text, **kw):
-    return [h.doc_id for h in store.search("kb", vector=EMB.embed([text])[0], text=text, **kw)]
+def test_server_collections_get_the_cluster_options():
+    from qdrant_client import models
+
+    store = QdrantStore(url="http://qdrant.internal:6333", shard_number=6, replication_factor=2, on_disk=True,
+                        quantization="int8", write_timeout=300)
+    options = store.collection_options(384)
+    assert (options["shard_number"], options["replication_factor"], options["on_disk_payload"]) == (6, 2, True)
+    assert options["vectors_config"]["dense"].on_disk is True and options["timeout"] == 300
+    assert options["quantization_config"].scalar.type == models.ScalarType.INT8
+    assert options["sparse_vectors_config"]["bm25"].modifier == models.Modifier.IDF
+    binary = QdrantStore(url="http://q:6333", quantization="binary").collection_options(8)["quantization_config"]
+    assert isinstance(binary, models.BinaryQuantization)
+    assert "shard_number" not in QdrantStore().collection_options(8)  # embedded: no cluster to shard over
 
 
-@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
-def test_every_mode_finds_the_document_sharing_the_query_words(store, mode):
-    assert search(store, "moons of Mars", mode=mode, k=2)[0] == "mars"
+@pytest.mark.parametrize("bad", [{"quantization": "pq"}, {"shard_number": 0}, {"replication_factor": True}])
+def test_bad_server_options_are_config_errors(bad):
+    with pytest.raises(ConfigError):
+        QdrantStore(url="http://q:6333", **bad)
 
 
-@pytest.mark.parametrize("fusion", [Fusion(), Fusion(method="dbsf"), Fusion(k=5, weights=(1.0, 2.0))])
-def test_hybrid_fusion_runs_inside_qdrant_for_each_method(store, fusion):
-    assert search(store, "wild yeast bread", mode="hybrid", k=4, fusion=fusion)[0] == "bread"
+def test_rrf_always_sends_its_k_and_weights():
+    # a bare FusionQuery(RRF) would be scored with qdrant's default k=2, not the k=60 ctxopt means
+    plain = _fusion_query(Fusion())
+    assert plain.rrf.k == 60 and plain.rrf.weights == [1.0, 1.0]
+    assert _fusion_query(Fusion(k=5, weights=(1.0, 2.0))).rrf.k == 5
 
 
-def test_keyword_scores_weigh_rare_terms_by_idf(store):
-    # "yeast" is in two documents, "ferments" (stem "ferment") in one: the rarer term decides
-    hits = store.search("kb", vector=None, text="yeast ferments", mode="keyword", k=4)
-    assert hits[0].doc_id == "yeast" and hits[0].score > hits[1].score
+def test_the_alias_register_starts_from_an_alias_made_before_it():
+    from qdrant_client import models
 
-
-def test_filters_restrict_by_tenant_and_tags(store):
-    assert set(search(store, "planet moons yeast bread", mode="keyword", k=4, filters={"tenant": "bakery"})) == \
-        {"bread", "yeast"}
-    assert search(store, "yeast", mode="hybrid", k=4, filters={"tags": ["bio"]}) == ["yeast"]
-
-
-def test_group_by_doc_returns_each_document_once(store):
-    store.upsert("kb__v1", [Chunk(id="mars#1", doc_id="mars", text="Phobos orbits Mars closely.",
-                                  vector=EMB.embed(["Phobos orbits Mars closely."])[0])])
-    ids = search(store, "Mars Phobos", mode="hybrid", k=4, group_by_doc=True)
-    assert ids[0] == "mars" and len(ids) == len(set(ids))
-
-
-def test_a_query_of_stopwords_only_finds_nothing_by_keyword(store):
-    assert store.search("kb", vector=None, text="the of and", mode="keyword") == []
-
-
-def test_a_missing_collection_is_a_store_error_that_says_what_to_do(store):
-    with pytest.raises(StoreError, match=r"'nope' not found.*ingest"):
-        store.search("nope", vector=[0.0] * 256, text="x", mode="dense")
-
-
-def test_a_dimension_mismatch_is_a_store_error(store):
-    with pytest.raises(StoreError, match=r"dimension 3 .* 256-dimensional"):
-        store.search("kb", vector=[1.0, 0.0, 0.0], text="x", mode="dense")
-    with pytest.raises(StoreError, match="dimension"):
-        store.upsert("kb__v1", [Chunk(id="x", doc_id="x", text="x", vector=[1.0])])
-
-
-def test_switching_the_alias_serves_the_other_collection(store):
-    store.create_collection("kb__v2", dim=256, metadata={"avgdl": 6.0})
-    store.set_alias("kb", "kb__v2")
-    assert store.alias_target("kb") == "kb__v2"
-    assert store.search("kb", vector=EMB.embed(["Mars"])[0], text="Mars", mode="hybrid") == []
-
-
-def test_an_on_disk_store_keeps_its_data_after_reopening(tmp_path):
-    path = str(tmp_path / "q")
-    s = QdrantStore(path=path)
-    s.create_collection("c", dim=256, metadata={"avgdl": 5.0, "note": "kept"})
-    s.upsert("c", [Chunk(id="a#0", doc_id="a", text="persistent text", vector=EMB.embed(["persistent text"])[0])])
-    s.close()
-    again = QdrantStore(path=path)
-    assert again.count("c") == 1 and again.metadata("c")["note"] == "kept"
-    assert again.search("c", vector=None, text="persistent", mode="keyword")[0].doc_id == "a"
-    again.close()
+    store = QdrantStore()
+    for name in ("kb__v1", "kb__v2"):
+        store.create_collection(name, dim=4, metadata={"avgdl": 1.0})
+    store.client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="kb__v1", alias_name="kb"))])  # as older ctxopt did
+    assert store.alias_history("kb") == ["kb__v1"]
+    assert store.switch_alias("kb", "kb__v2", expected="kb__v1") and store.alias_target("kb") == "kb__v2"
+    assert "_ctxopt_state" not in store.collections()
 
 
 def test_an_unreachable_server_fails_fast_with_a_store_error():
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on: bound, then closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    store = QdrantStore(url=f"http://127.0.0.1:{port}", timeout=2)
+    store = QdrantStore(url=f"http://127.0.0.1:{closed_port()}", timeout=2)
     started = time.monotonic()
     with pytest.raises(StoreError, match="cannot reach Qdrant"):
         store.search("kb", vector=[0.1] * 256, text="anything", mode="hybrid")
+    assert time.monotonic() - started < 5
+
+
+def test_an_ingest_into_an_unreachable_server_fails_fast_and_says_where():
+    url = f"http://127.0.0.1:{closed_port()}"
+    kb = KnowledgeBase("kb", store=QdrantStore(url=url, timeout=1, write_timeout=1),
+                       embedder=CachedEmbedder(HashEmbedder(16), backend="none"))
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=f"cannot reach Qdrant at {url}"):
+        kb.ingest([Document(id="a", text="some text")], progress=False)
     assert time.monotonic() - started < 5
