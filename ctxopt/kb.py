@@ -286,6 +286,12 @@ class KnowledgeBase:
         if plan.unchanged:  # nothing to write: no lock, no version
             return self._unchanged(plan, started, retries=0)
         self._embed(plan, embedded, progress)
+        # Planning read the serving version, which opens its shard in an embedded store; holding it
+        # while waiting for the writer lock would block the writer that must copy from it (another
+        # process waits for the shard while this one waits for the lock). Let go of it first.
+        release = getattr(self.store, "release", None)
+        if callable(release):
+            release()
         with self.store.writer_lock(self.name, self.lock_timeout) as exclusive:
             for attempt in range(MAX_ATTEMPTS):
                 if attempt or self.current() != plan.current:  # another ingest switched the base meanwhile
