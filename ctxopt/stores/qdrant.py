@@ -116,6 +116,10 @@ class QdrantStore:
         self._lock = threading.Lock()
         self._writer_locks: dict[str, threading.RLock] = {}
         self._swap_lock = threading.Lock()
+        # Embedded Qdrant (qdrant-client's local mode) keeps its points in numpy arrays with no lock of
+        # its own: two threads upserting at once raised IndexError deep inside it. A server serialises
+        # for itself, so only embedded calls take this lock.
+        self._embedded_lock = threading.RLock()
 
     def __repr__(self) -> str:
         where = f"url={self.url!r}" if self.url else f"path={self.path!r}" if self.path else "':memory:'"
@@ -165,7 +169,8 @@ class QdrantStore:
 
     def _call(self, what: str, fn, collection: str | None = None):
         try:
-            return fn()
+            with contextlib.nullcontext() if self.url else self._embedded_lock:
+                return fn()
         except StoreError:
             raise
         except Exception as exc:

@@ -56,6 +56,7 @@ def test_concurrent_ingests_from_threads_lose_no_document_and_always_serve_a_rea
             assert store.metadata(current).get("status") == "ready", f"served {current} is not ready"
             assert kb.search("reactor loop", mode="keyword", k=3), "the served version answered nothing"
             searches += 1
+            stop.wait(0.005)  # a service between requests; a busy loop only starves the writers of the GIL
         return searches
 
     with ThreadPoolExecutor(max_workers=1) as reading:

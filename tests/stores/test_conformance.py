@@ -178,6 +178,32 @@ def test_concurrent_swaps_from_one_state_have_exactly_one_winner(store):
     assert store.alias_history("kb") == ["kb__v1", wins[0]]
 
 
+def test_threads_writing_and_reading_one_collection_at_once_lose_nothing(empty_store):
+    """One service, many threads, one collection. Embedded qdrant-client has no lock of its own:
+    before the store took one, four threads upserting at once corrupted its arrays (IndexError or
+    a count that would not broadcast, in CI and in 3 runs of 3 here)."""
+    empty_store.create_collection("busy", dim=EMB.dim, metadata={})
+    vectors = EMB.embed([f"note {n}" for n in range(25)])
+    errors: list[BaseException] = []
+
+    def write(thread: int) -> None:
+        try:
+            for b in range(20):
+                empty_store.upsert("busy", [Chunk(id=f"t{thread}-{b}-{n}", doc_id=f"t{thread}", text=f"note {n}",
+                                                  vector=v, payload={}) for n, v in enumerate(vectors)])
+                empty_store.count("busy")
+        except BaseException as exc:  # noqa: BLE001 - reported below, whatever it is
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert empty_store.count("busy") == 4 * 20 * 25
+
+
 def test_dropping_a_collection_removes_it(store):
     store.create_collection("kb__v2", dim=256, metadata={"avgdl": 6.0})
     store.drop_collection("kb__v2")
