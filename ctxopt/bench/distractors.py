@@ -1,4 +1,4 @@
-"""Distractor documents that grow SciFact's corpus to 50k-200k chunks for retrieval at scale.
+"""Distractor documents that grow SciFact's corpus to 20k-200k chunks for retrieval at scale.
 
 SciFact's queries and judgements stay as they are; what grows is what a search has to wade through.
 The distractors come in a fixed order, so a smaller corpus is a prefix of a larger one and the

@@ -1,4 +1,4 @@
-"""Retrieval at scale: SciFact's test queries against its corpus grown with distractors to 50k-200k chunks.
+"""Retrieval at scale: SciFact's test queries against its corpus grown with distractors to 20k-200k chunks.
 
 SciFact's 300 test queries and their judgements stay; the corpus grows with the distractors of
 :mod:`ctxopt.bench.distractors` (real HotpotQA and LoCoMo text, then a labelled synthetic set).
@@ -34,7 +34,7 @@ from ctxopt.bench.output import write_table
 from ctxopt.bench.retrieval import CHUNK_TOKENS, DEPTH, OVERLAP, _docs
 from ctxopt.stores.base import TUNED_FUSION, Fusion
 
-SIZES = (50_000, 100_000, 200_000)  # chunks in the grown corpus; SciFact alone (5.5k) is measured too
+SIZES = (20_000, 50_000, 100_000, 200_000)  # chunks in the grown corpus; SciFact alone (5.5k) is measured too
 QUICK_SIZES = (20_000,)
 BASELINE_QUERIES = 50
 MODES = ("dense", "keyword", "hybrid")

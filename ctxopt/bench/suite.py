@@ -27,7 +27,7 @@ from ctxopt.errors import ConfigError
 # minutes after), which run when named.
 BENCHMARKS: dict[str, str] = {
     "retrieval": "SciFact test: nDCG@10 / Recall for keyword, dense and hybrid search",
-    "retrieval_scale": "SciFact test queries on a corpus grown to 50k-200k chunks: accuracy, latency, HNSW vs exact",
+    "retrieval_scale": "SciFact test queries on a corpus grown to 20k-200k chunks: accuracy, latency, HNSW vs exact",
     "compression": "HotpotQA: supporting facts kept vs share of tokens kept",
     "memory": "LoCoMo: evidence turns kept at history budgets",
     "overhead": "LoCoMo-sized conversation: pipeline latency with warm caches",
