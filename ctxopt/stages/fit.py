@@ -9,6 +9,9 @@ Guarantees, counted exactly with the pipeline's tokenizer:
 3. A tool-call unit is kept or dropped whole.
 4. No section (system, history, retrieved, summary) exceeds its cap through unprotected items.
 5. Within that, the highest-priority units are kept (by score, then recency), in original order.
+6. The kept conversation never opens on an assistant turn whose question the cut took: such turns
+   are dropped too (``answers_without_question`` in the report). Anthropic rejects a first
+   message from the assistant.
 """
 
 from __future__ import annotations
@@ -71,10 +74,37 @@ class Fit:
                     all(used[s] + n <= caps[s] for s, n in by_section.items() if n):
                 keep.add(unit[0][1].group)
                 total += self._charge(unit, cost, used)
+        orphans = self._answers_without_question(items, keep)
+        for group in orphans:
+            keep.discard(group)
+            total -= sum(cost[i.id] for i in items if i.group == group)
         kept = [i if i.tokens == cost[i.id] else i.replace(tokens=cost[i.id]) for i in items if i.group in keep]
         out = context.replace(items=kept)
-        return out.note(prompt_tokens=total, budget=tier.budget, truncated=truncated) if truncated else \
-            out.note(prompt_tokens=total, budget=tier.budget)
+        notes: dict[str, object] = {"prompt_tokens": total, "budget": tier.budget}
+        if truncated:
+            notes["truncated"] = truncated
+        if orphans:
+            notes["answers_without_question"] = orphans
+        return out.note(**notes)
+
+    @staticmethod
+    def _answers_without_question(items: list[Item], keep: set[str]) -> list[str]:
+        """Kept assistant turns that would open the conversation after the cut took the turns
+        before them: Anthropic's API rejects a conversation whose first message is the
+        assistant's, and any model reads an answer without its question as noise. A conversation
+        that began with the assistant (nothing before it was cut) is left as it was given."""
+        out: list[str] = []
+        cut_before = False
+        for item in items:
+            if item.kind == "system":
+                continue
+            if item.group not in keep or item.group in out:
+                cut_before = cut_before or item.group not in keep
+                continue
+            if item.kind != "assistant" or item.protected or not cut_before:
+                break
+            out.append(item.group)
+        return out
 
     @staticmethod
     def _charge(unit: list[tuple[int, Item]], cost: dict[str, int], used: dict[str, int]) -> int:

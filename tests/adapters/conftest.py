@@ -72,12 +72,15 @@ def field(value: Any, name: str) -> Any:
 
 
 def anthropic_problems(request: Mapping[str, Any]) -> list[str]:
-    """What the Messages API would reject: roles other than user/assistant, two turns of one role in
+    """What the Messages API would reject: a first message that is not the user's ("messages: first
+    message must use the "user" role"), roles other than user/assistant, two turns of one role in
     a row, a tool_use not answered at the start of the next user turn, a tool_result answering no
     tool_use of the turn before, an empty text block."""
     problems, messages = [], list(request["messages"])
     if not messages:
         problems.append("no messages")
+    elif field(messages[0], "role") != "user":
+        problems.append(f"the first message is the {field(messages[0], 'role')}'s, not the user's")
     for i, message in enumerate(messages):
         role, content = field(message, "role"), field(message, "content")
         if role not in ("user", "assistant"):

@@ -165,3 +165,31 @@ def test_an_unanswered_tool_use_and_an_orphan_result_are_repaired_into_a_valid_r
     assert fitted["messages"][1]["content"] == [given["messages"][1]["content"][0]]  # the text stays, the call goes
     assert fitted["messages"][-1]["content"] == [given["messages"][-1]["content"][1]]
     assert len(report.repairs) == 2
+
+
+def test_a_cut_that_leaves_an_answer_without_its_question_drops_the_answer_too():
+    """Before: a fit to the newest turns kept "Answer 3" without "Question 3", so the request
+    opened on the assistant and the Messages API answers 400 ("first message must use the user
+    role"). Now that answer goes too, and the report lists it."""
+    turns = []
+    for n in range(8):
+        turns += [{"role": "user", "content": f"Question {n}: how do I tune the checkout service, part {n}? " * 3},
+                  {"role": "assistant", "content": [{"type": "text", "text": f"Answer {n}: raise the pool. " * 12}]}]
+    req = {"model": "claude-sonnet-4-5", "max_tokens": 100, "system": "You are the on-call agent.",
+           "messages": [*turns, {"role": "user", "content": "And the cache?"}]}
+    openings = set()
+    for limit in range(300, 1600, 25):
+        out = ctxopt.optimize_request(req, tier=ctxopt.Tier(limit))
+        assert anthropic_problems(out.request) == [], limit
+        openings.add(str(field(out.request["messages"][0], "content"))[:10])
+        fit = next(s for s in out.report.stages if s.name == "fit")
+        for group in fit.notes.get("answers_without_question", ()):
+            assert group in fit.dropped
+    assert len(openings) > 3  # the cut really moved through the conversation
+    anthropic_types.MessageParam  # the shape checked is the SDK's own  # noqa: B018
+
+
+def test_a_conversation_the_caller_opened_on_the_assistant_is_left_as_given():
+    messages = [{"role": "assistant", "content": "Hello! How can I help?"}, {"role": "user", "content": "Hi."}]
+    out = ctxopt.optimize([{"role": "system", "content": "Be brief."}, *messages], tier=ctxopt.Tier(500))
+    assert [m["role"] for m in out.messages] == ["system", "assistant", "user"]
