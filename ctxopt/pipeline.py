@@ -105,6 +105,7 @@ class Pipeline:
         max_output_tokens: int | None = None,
         session: str | None = None,
         session_store: SessionStore | None = None,
+        opens_on_user: bool = False,
     ) -> Result:
         """Fit OpenAI-style ``messages`` to ``tier``; the query defaults to the latest user message.
 
@@ -112,7 +113,9 @@ class Pipeline:
         request the messages go out in, so the whole of it is counted: ``model`` (its tokenizer and
         price), ``tools`` (or legacy ``functions``) and ``response_format`` (their schemas count
         against the budget), ``max_output_tokens`` (the answer's room: it replaces the tier's reserve).
-        ``session`` names the conversation (see :meth:`run`).
+        ``session`` names the conversation (see :meth:`run`). ``opens_on_user``: the provider
+        rejects a conversation whose first message is the assistant's, so an answer the cut left
+        without its question goes too (format adapters set it; see :class:`ctxopt.types.Context`).
         """
         started = time.perf_counter()
         model = model if model is not None else self.model
@@ -122,7 +125,7 @@ class Pipeline:
             resolved = _with_reserve(resolved, max_output_tokens)
         context = Context.from_messages(messages, query=query, tier=resolved, filters=filters)
         fixed = tools_tokens(tools, tokenizer) + response_format_tokens(response_format, tokenizer)
-        context = context.replace(tokenizer=tokenizer, fixed_tokens=fixed)
+        context = context.replace(tokenizer=tokenizer, fixed_tokens=fixed, opens_on_user=opens_on_user)
         return self.run(context, model=model, started=started, session=session, session_store=session_store)
 
     def tokenizer(self, model: str | None = None) -> Tokenizer:

@@ -66,7 +66,7 @@ def optimize_request(
     result = (pipeline or Pipeline()).optimize(
         parsed.messages, tier, query, tiers=tiers, filters=filters, model=parsed.model, tools=parsed.tools,
         response_format=parsed.response_format, max_output_tokens=parsed.max_output_tokens, session=session,
-        session_store=session_store)
+        session_store=session_store, opens_on_user=parsed.opens_on_user)
     kept = kept_messages(parsed, result.context.items, result.messages)
     return RequestResult(request=adapter.build(request, parsed, kept), report=result.report, format=adapter.name,
                          result=result)

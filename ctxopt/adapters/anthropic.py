@@ -87,7 +87,7 @@ class Anthropic:
         return Parsed(messages=sent, origins=tuple(origins), model=request.get("model"), tools=tools or None,
                       response_format=({"type": "json_schema", "json_schema": {"name": "output", "schema": output.get("schema")}}
                                        if isinstance(output, Mapping) else None),
-                      max_output_tokens=request.get("max_tokens"))
+                      max_output_tokens=request.get("max_tokens"), opens_on_user=True)
 
     def build(self, request: Any, parsed: Parsed, kept: Sequence[Kept]) -> Any:
         out = dict(request)

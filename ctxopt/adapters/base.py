@@ -40,6 +40,7 @@ class Parsed:
     tools: list[dict[str, Any]] | None = None
     response_format: Any = None
     max_output_tokens: int | None = None
+    opens_on_user: bool = False  # the API rejects a conversation whose first message is the assistant's
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

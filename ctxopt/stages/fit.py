@@ -9,9 +9,9 @@ Guarantees, counted exactly with the pipeline's tokenizer:
 3. A tool-call unit is kept or dropped whole.
 4. No section (system, history, retrieved, summary) exceeds its cap through unprotected items.
 5. Within that, the highest-priority units are kept (by score, then recency), in original order.
-6. The kept conversation never opens on an assistant turn whose question the cut took: such turns
-   are dropped too (``answers_without_question`` in the report). Anthropic rejects a first
-   message from the assistant.
+6. When the provider needs the conversation to open on the user (``Context.opens_on_user``, set
+   by the Anthropic adapter: its API rejects a first message from the assistant), an assistant
+   turn whose question the cut took is dropped too (``answers_without_question`` in the report).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Fit:
                     all(used[s] + n <= caps[s] for s, n in by_section.items() if n):
                 keep.add(unit[0][1].group)
                 total += self._charge(unit, cost, used)
-        orphans = self._answers_without_question(items, keep)
+        orphans = self._answers_without_question(items, keep) if context.opens_on_user else []
         for group in orphans:
             keep.discard(group)
             total -= sum(cost[i.id] for i in items if i.group == group)

@@ -142,3 +142,24 @@ def test_check_stage_catches_a_stage_that_keeps_a_stale_token_count():
 
     with pytest.raises(AssertionError, match="must reset its count"):
         check_stage(Renamer())
+
+
+def test_an_answer_whose_question_was_cut_opens_the_conversation_only_where_the_provider_allows_it():
+    messages = [{"role": "system", "content": "Be brief."}]
+    for n in range(6):
+        messages += [{"role": "user", "content": f"question {n} " * 20}, {"role": "assistant", "content": f"answer {n} " * 5}]
+    messages.append({"role": "user", "content": "and now?"})
+    tok, openings = get_tokenizer(), set()
+    for limit in range(60, 400, 7):
+        chat, anthropic = (Fit().run(Context.from_messages(messages, tier=Tier(limit)).replace(opens_on_user=rule))
+                           for rule in (False, True))
+        for out in (chat, anthropic):
+            assert out.notes["prompt_tokens"] == tok.count_messages(out.to_messages()) <= limit
+        opening = next(i for i in chat.items if i.kind != "system")
+        openings.add(opening.kind)
+        assert "answers_without_question" not in chat.notes  # Chat Completions accepts it: keep what fits
+        assert next(i for i in anthropic.items if i.kind != "system").kind == "user"
+        if opening.kind == "assistant":  # Anthropic: the answer left without its question goes, and is reported
+            assert opening.id in anthropic.notes["answers_without_question"]
+            assert opening.id not in {i.id for i in anthropic.items}
+    assert openings == {"user", "assistant"}  # the cut really did leave answers without their question
