@@ -37,9 +37,12 @@ def test_ingest_search_versions_and_rollback(cli, capsys):
     assert [h["doc_id"] for h in json.loads(capsys.readouterr().out)] == ["mars.md"]
     assert main(["kb", "versions", *store]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[1].startswith("* v2")
+    assert len(lines) == 3 and lines[1].startswith("* v2")
+    assert lines[2] == "serving history: v1 -> v2 (rollback serves v1)"
     assert main(["kb", "rollback", *store]) == 0
     assert "now serving v1" in capsys.readouterr().out
+    assert main(["kb", "versions", *store]) == 0  # a rollback steps back in the history
+    assert capsys.readouterr().out.splitlines()[-1] == "serving history: v1"
 
 
 def test_searching_a_missing_knowledge_base_exits_2_with_a_clear_message(cli, capsys):

@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         for v in [] if args.json else versions:
             mark = "*" if v.current else " "
             print(f"{mark} v{v.number:<4} {v.status:<9} {v.docs:>7} docs {v.chunks:>8} chunks  {v.created}")
+        served = [c.rsplit("__v", 1)[-1] for c in kb.history()]
+        if served and not args.json:  # what a rollback goes back to: the serving history, not the numbers
+            print(f"serving history: {' -> '.join('v' + n for n in served)}"
+                  + (f" (rollback serves v{served[-2]})" if len(served) > 1 else ""))
         return 0
     if args.action == "rollback":
         version = kb.rollback(args.to)
