@@ -116,11 +116,14 @@ class RedisUsageStore:
 
     def __init__(self, url: str, *, prefix: str = "ctxopt:usage", month: str | None = None, buffer: int = 10_000,
                  dedupe_seconds: int = DEDUPE_SECONDS, retry_seconds: float = RETRY_DOWN_SECONDS,
-                 timeout: float = 5.0, clock: Callable[[], float] = time.time, on_error: Callable[[BaseException], Any] | None = None) -> None:
+                 timeout: float = 5.0, clock: Callable[[], float] = time.time,
+                 on_error: Callable[[BaseException], Any] | None = None) -> None:
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"the usage store needs a Redis URL such as redis://127.0.0.1:6379/0, got {url!r}")
         if month is not None and (not isinstance(month, str) or len(month) != 7 or month_of(_month_start(month)) != month):
             raise InputError(f"month must be written YYYY-MM, e.g. 2026-11; got {month!r}")
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+            raise ConfigError(f"buffer is how many failed writes to keep for replay, a whole number >= 0; got {buffer!r}")
         self.url, self.prefix, self.month, self.buffer = url, prefix, month, buffer
         self.dedupe_seconds, self.retry_seconds = dedupe_seconds, retry_seconds
         self.timeout, self.clock, self.on_error = timeout, clock, on_error
