@@ -35,6 +35,7 @@ from ctxopt.accounting.budgets import month_of
 from ctxopt.accounting.usage import Histogram, Tally, bucket_of, bucket_seconds
 from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.report import Report
+from ctxopt.sessions.billing import Bill
 
 log = logging.getLogger("ctxopt.accounting")
 
@@ -70,7 +71,7 @@ class Entry:
     key: tuple[str, str, str]
     counts: Mapping[str, int]
     money: Mapping[str, float]
-    bucket: int
+    bucket: int | None  # the latency bucket; None for a bill added to a request already written
 
     @classmethod
     def of(cls, report: Report, key: tuple[str, str, str], month: str, request_id: str | None) -> Entry:
@@ -95,7 +96,16 @@ class Entry:
         for name, amount in self.money.items():
             if amount:
                 args += [_field(self.key, name), "f", repr(float(amount))]
-        return args + [_field(self.key, f"{LATENCY}:{self.bucket}"), "i", "1"]
+        if self.bucket is not None:
+            args += [_field(self.key, f"{LATENCY}:{self.bucket}"), "i", "1"]
+        return args
+
+    def billed(self, bill: Bill) -> Entry:
+        """What the provider billed for this request, as an entry of its own (written once too)."""
+        return Entry(request_id=f"{self.request_id}:billed", month=self.month, key=self.key,
+                     counts={"billed_requests": 1, "billed_prompt_tokens": bill.prompt_tokens,
+                             "billed_cached_tokens": bill.cached_tokens},
+                     money={"billed_cost": bill.cost}, bucket=None)
 
 
 def _field(key: tuple[str, str, str], counter: str) -> str:

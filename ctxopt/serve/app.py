@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ctxopt.accounting.redis_store import RedisUsageStore
+from ctxopt.accounting.redis_store import Entry, RedisUsageStore
 from ctxopt.errors import BudgetError, CtxoptError, InputError
 from ctxopt.report import Report
 from ctxopt.serve import metrics
@@ -35,6 +35,7 @@ from ctxopt.serve.breaker import Breaker
 from ctxopt.serve.budgets import SharedBudgets
 from ctxopt.serve.config import CONFIG_ENV, Budget, ServeConfig, Tenant, load_config
 from ctxopt.serve.errors import error_response
+from ctxopt.serve.metering import metered
 from ctxopt.serve.optimizing import optimize_body
 from ctxopt.serve.upstream import forward
 
@@ -228,7 +229,10 @@ class Server:
             # Unreachable, timed out or circuit open: the provider never billed it, so neither do we.
             await self.budgets.refund(tenant.name, tenant.budget, _amount(tenant.budget, report))
         if report is not None and isinstance(response, StreamingResponse):
-            await self._record(request, tenant, report)
+            entry = await self._record(request, tenant, report)
+            if entry is not None and self.usage is not None:
+                usage = self.usage
+                response = metered(response, report.price, lambda bill: usage.arecord(entry.billed(bill)))
         return response
 
     async def _optimize_only(self, request: Request, tenant: Tenant) -> Response:
@@ -242,11 +246,13 @@ class Server:
         return JSONResponse({"request": body, "messages": body.get("messages"), "report": report.to_dict(),
                              "status": "optimized"}, headers=report_headers(report))
 
-    async def _record(self, request: Request, tenant: Tenant, report: Report) -> None:
+    async def _record(self, request: Request, tenant: Tenant, report: Report) -> Entry | None:
         """Add the request to the shared usage (``ctxopt report --redis``), under the agent the client names."""
-        if self.usage is not None:
-            agent = request.headers.get("x-ctxopt-agent") or "-"
-            await self.usage.arecord(self.usage.entry(report, (tenant.name, agent, report.tier)))
+        if self.usage is None:
+            return None
+        entry = self.usage.entry(report, (tenant.name, request.headers.get("x-ctxopt-agent") or "-", report.tier))
+        await self.usage.arecord(entry)
+        return entry
 
 
 def _amount(budget: Budget, report: Report) -> float:

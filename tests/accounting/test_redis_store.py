@@ -218,3 +218,14 @@ def test_report_redis_prints_the_fleets_totals_by_month_and_tenant(redis_server,
 def test_report_with_wrong_sources_exits_2_with_one_clear_line(args, message, capsys):
     assert main(["report", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_providers_bill_is_added_to_its_request_once(redis_server, reports):
+    shared = store(redis_server.url)
+    entry = shared.entry(reports[0], ("acme", "-", "free"), "req-7")
+    shared.record(entry)
+    for _ in range(2):
+        shared.record(entry.billed(Bill(900, 512, 0, 0.0011)))
+    total = ctxopt.Accountant(store=shared).total()
+    assert (total.requests, total.billed_requests, total.billed_prompt_tokens, total.billed_cached_tokens) == (1, 1, 900, 512)
+    assert total.billed_cost == pytest.approx(0.0011)

@@ -13,6 +13,7 @@ import redis
 from serving import KEYS, auth, base_config
 
 from ctxopt.cli import main
+from ctxopt.pricing import price_of
 from ctxopt.serve import hash_key
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -57,17 +58,35 @@ def test_every_instance_and_worker_writes_the_usage_that_ctxopt_report_reads(ser
         assert answer.status_code == 200
         sent[tenant][0] += int(answer.headers["x-ctxopt-tokens-before"])
         sent[tenant][1] += int(answer.headers["x-ctxopt-tokens-after"])
+    # The provider's usage comes back in a JSON answer (not in a stream): its bill is recorded next to ours.
+    billed_answers = [
+        httpx.post(f"{b.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "user": "usage:1234:1024",
+                                                         "messages": QUESTION}, headers=auth("acme"), timeout=30),
+        httpx.post(f"{a.url}/v1/messages", json={"model": "claude-sonnet-4-5", "max_tokens": 64, "user": "usage:3000:2048",
+                                                 "messages": QUESTION}, headers=auth("acme"), timeout=30),
+        httpx.post(f"{a.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "stream": True, "messages": QUESTION},
+                   headers=auth("acme"), timeout=30)]
+    assert [r.status_code for r in billed_answers] == [200, 200, 200]
+    sent["acme"][0] += sum(int(r.headers["x-ctxopt-tokens-before"]) for r in billed_answers)
+    sent["acme"][1] += sum(int(r.headers["x-ctxopt-tokens-after"]) for r in billed_answers)
     dropped = httpx.post(f"{a.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "user": "drop", "messages": QUESTION},
                          headers=auth("acme"), timeout=30)
     assert dropped.status_code == 502  # never reached the provider: not in the usage
 
     data = report_json(redis_server.url, capsys)
-    assert data["total"]["requests"] == 8
+    assert data["total"]["requests"] == 11
     assert data["total"]["tokens_before"] == sent["acme"][0] + sent["budgeted"][0]
     assert data["total"]["tokens_after"] == sent["acme"][1] + sent["budgeted"][1]
     assert data["total"]["tokens_after"] < data["total"]["tokens_before"]
-    rows = {(r["tenant"], r["agent"], r["tier"]): (r["requests"], r["tokens_after"]) for r in data["rows"]}
-    assert rows == {("acme", "support", "free"): (4, sent["acme"][1]), ("budgeted", "planner", "free"): (4, sent["budgeted"][1])}
+    rows = {(r["tenant"], r["agent"], r["tier"]): r["requests"] for r in data["rows"]}
+    assert rows == {("acme", "support", "free"): 4, ("acme", "-", "free"): 3, ("budgeted", "planner", "free"): 4}
+    acme = report_json(redis_server.url, capsys, "--tenant", "acme")["total"]
+    assert acme["tokens_after"] == sent["acme"][1]
+    # 4 + 2 JSON answers came back with usage (the loopback reports 0 prompt tokens unless told); the stream did not.
+    gpt, claude = price_of("gpt-4o-mini"), price_of("claude-sonnet-4-5")
+    assert (acme["billed_requests"], acme["billed_prompt_tokens"], acme["billed_cached_tokens"]) == (6, 4234, 3072)
+    assert acme["billed_cost"] == pytest.approx((210 * gpt.input + 1024 * gpt.cache_read) / 1e6
+                                                + (952 * claude.input + 2048 * claude.cache_read) / 1e6, abs=1e-8)
     budgeted = report_json(redis_server.url, capsys, "--tenant", "budgeted")["total"]
     assert budgeted["cost"] == pytest.approx(sum(costs), abs=1e-7)
     # The dollar budget was charged each report's bill, the same figure the usage sums.
