@@ -29,7 +29,9 @@ def real_embedder():
 def redis_server(tmp_path):
     """A real redis-server on a free loopback port, without persistence; stopped after the test.
 
-    Yields an object with ``url`` and ``stop()`` (for outage tests). Skips if redis-server is missing.
+    Yields an object with ``url``, ``stop()``, ``start()`` and ``pid()`` (for outage tests: ``start()``
+    brings the server back on the same port, with the data a ``SHUTDOWN SAVE`` left in ``tmp_path``).
+    Skips if redis-server is missing.
     """
     import shutil
     import socket
@@ -42,28 +44,40 @@ def redis_server(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs: list[subprocess.Popen[bytes]] = []
 
     class Server:
         url = f"redis://127.0.0.1:{port}/0"
 
         @staticmethod
         def stop() -> None:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=10)
 
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                Server.stop()
-                pytest.fail(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
+        @staticmethod
+        def pid() -> int:
+            return procs[-1].pid
+
+        @staticmethod
+        def start() -> None:
+            Server.stop()
+            proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                     "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(proc)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        return
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        Server.stop()
+                        pytest.fail(f"redis-server did not start on port {port}")
+                    time.sleep(0.05)
+
+    Server.start()
     yield Server
     Server.stop()
 

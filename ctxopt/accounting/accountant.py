@@ -10,10 +10,16 @@
 
 Memory is bounded by the number of distinct (tenant, agent, tier) keys: each keeps a few counters
 and a fixed-size latency sample, whatever the traffic. All methods are thread-safe.
+
+By default the tallies live in this process. ``Accountant(store=RedisUsageStore(url))`` writes each
+request to Redis instead and reads back what every process and machine wrote there (this is what
+``ctxopt serve`` does, and what ``ctxopt report --redis URL`` reads).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import os
@@ -22,13 +28,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxopt.accounting.budgets import DEFAULT_THRESHOLDS, BudgetAlert, MonthlyUse, check_budgets, month_of
 from ctxopt.accounting.usage import RESERVOIR_SIZE, Reservoir, Tally, Usage, usage_of
 from ctxopt.errors import ConfigError, InputError
 from ctxopt.report import Report
 from ctxopt.validate import parse_json
+
+if TYPE_CHECKING:
+    from ctxopt.accounting.redis_store import RedisUsageStore
 
 FORMAT = "ctxopt-accounting"
 VERSION = 1
@@ -50,6 +59,10 @@ class Accountant:
     tenant's use this month first reaches a share in ``thresholds``, ``on_alert(alert)`` is called
     once for that threshold and month (default: a warning on the ``ctxopt.accounting`` logger).
     ``clock`` (seconds since the epoch) decides the month; pass your own in tests.
+
+    ``store`` (a :class:`~ctxopt.accounting.redis_store.RedisUsageStore`) shares the tallies with
+    every accountant using the same store; budgets are then enforced by ``ctxopt serve`` (its
+    ``[tenants.NAME.budget]``), not here, so ``budgets`` must be left out.
     """
 
     def __init__(
@@ -60,27 +73,41 @@ class Accountant:
         on_alert: Callable[[BudgetAlert], Any] | None = None,
         reservoir_size: int = RESERVOIR_SIZE,
         clock: Callable[[], float] = time.time,
+        store: RedisUsageStore | None = None,
     ) -> None:
+        if store is not None and budgets:
+            raise ConfigError("an Accountant with a shared store does not watch budgets (each process would alert on "
+                              "its own); set them per tenant in ctxopt serve's config ([tenants.NAME.budget]), which "
+                              "counts them in Redis once for every worker, or drop store= to watch them in this process")
         if isinstance(reservoir_size, bool) or not isinstance(reservoir_size, int) or reservoir_size < 1:
             raise ConfigError(f"reservoir_size must be a whole number >= 1, got {reservoir_size!r}")
         self.budgets, self.thresholds = check_budgets(budgets or {}, thresholds)
         self.on_alert = on_alert or _log_alert
         self.reservoir_size = reservoir_size
         self.clock = clock
+        self.store = store
         self._lock = threading.Lock()
         self._rng = random.Random(0)  # seeded: the same traffic keeps the same latency sample
         self._tallies: dict[tuple[str, str, str], Tally] = {}
         self._months: dict[str, MonthlyUse] = {}
 
     def __repr__(self) -> str:
-        with self._lock:
-            return f"Accountant({len(self._tallies)} keys, {sum(t.requests for t in self._tallies.values())} requests)"
+        tallies = self._groups()
+        where = "" if self.store is None else f", in {self.store!r}"
+        return f"Accountant({len(tallies)} keys, {sum(t.requests for t in tallies.values())} requests{where})"
 
-    def record(self, report: Report, *, tenant: str | None = None, agent: str | None = None) -> list[BudgetAlert]:
-        """Add one request's report; returns the budget alerts it fired (after calling ``on_alert``)."""
+    def record(self, report: Report, *, tenant: str | None = None, agent: str | None = None,
+               request_id: str | None = None) -> list[BudgetAlert]:
+        """Add one request's report; returns the budget alerts it fired (after calling ``on_alert``).
+
+        With a store, ``request_id`` makes the write idempotent: a report recorded twice under the
+        same id is counted once (a random id is used when it is ``None``)."""
         if not isinstance(report, Report):
             raise InputError(f"record() takes a ctxopt Report (result.report), got {type(report).__name__}")
         key = (_label(tenant, "tenant"), _label(agent, "agent"), report.tier)
+        if self.store is not None:
+            self.store.record(self.store.entry(report, key, request_id))
+            return []
         month = month_of(self.clock())
         with self._lock:
             tally = self._tallies.get(key)
@@ -116,18 +143,24 @@ class Accountant:
         if unknown:
             raise InputError(f"cannot group usage by {', '.join(unknown)}; choose from {', '.join(KEY_FIELDS)}")
         groups: dict[tuple[str, str, str], list[Tally]] = {}
-        with self._lock:
-            for key, tally in self._tallies.items():
-                if tenant is None or key[0] == tenant:
-                    tenant_, agent, tier = (v if f in by else ALL for f, v in zip(KEY_FIELDS, key))
-                    groups.setdefault((tenant_, agent, tier), []).append(tally)
-            rows = [usage_of(key, tallies) for key, tallies in groups.items()]
+        for key, tally in self._groups().items():
+            if tenant is None or key[0] == tenant:
+                tenant_, agent, tier = (v if f in by else ALL for f, v in zip(KEY_FIELDS, key))
+                groups.setdefault((tenant_, agent, tier), []).append(tally)
+        rows = [usage_of(key, tallies) for key, tallies in groups.items()]
         return sorted(rows, key=lambda u: (-u.requests, u.tenant, u.agent, u.tier))
 
-    def total(self) -> Usage:
-        """All requests summed into one row."""
-        rows = self.usage(by=())
+    def total(self, *, tenant: str | None = None) -> Usage:
+        """All requests (of ``tenant``, when given) summed into one row."""
+        rows = self.usage(by=(), tenant=tenant)
         return rows[0] if rows else usage_of((ALL, ALL, ALL), [])
+
+    def _groups(self) -> dict[tuple[str, str, str], Tally]:
+        """The tallies by (tenant, agent, tier): read from the store, or a copy of this process's."""
+        if self.store is not None:
+            return self.store.tallies()
+        with self._lock:
+            return {key: dataclasses.replace(t, latency=copy.deepcopy(t.latency)) for key, t in self._tallies.items()}
 
     def budget_status(self) -> dict[str, dict[str, Any]]:
         """Each budgeted tenant's latest month: ``budget``, ``month``, ``used``, ``share`` and the
@@ -141,17 +174,19 @@ class Accountant:
                               "share": use["used"] / budget, "alerted": use["fired"]}
         return status
 
-    def summary(self, top: int = 15, by: Sequence[str] = KEY_FIELDS) -> str:
-        """A one-screen text summary: totals, the ``top`` busiest rows grouped ``by``, budgets."""
+    def summary(self, top: int = 15, by: Sequence[str] = KEY_FIELDS, *, tenant: str | None = None) -> str:
+        """A one-screen text summary: totals, the ``top`` busiest rows grouped ``by``, budgets;
+        ``tenant`` keeps only that tenant's requests."""
         from ctxopt.accounting.summary import render
 
-        return render(self, top=top, by=by)
+        return render(self, top=top, by=by, tenant=tenant)
 
     __str__ = summary
 
     # -- JSON ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        tallies = self._groups()
         with self._lock:
             return {
                 "format": FORMAT,
@@ -160,7 +195,7 @@ class Accountant:
                 "budgets": dict(self.budgets),
                 "thresholds": list(self.thresholds),
                 "months": {t: m.to_dict() for t, m in self._months.items()},
-                "groups": [dict(zip(KEY_FIELDS, key), **tally.to_dict()) for key, tally in self._tallies.items()],
+                "groups": [dict(zip(KEY_FIELDS, key), **tally.to_dict()) for key, tally in tallies.items()],
             }
 
     def to_json(self, indent: int | None = 2) -> str:

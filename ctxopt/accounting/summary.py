@@ -28,10 +28,11 @@ def _row(u: Usage) -> str:
             f"{_rate(u.cache_hit_rate):>6} {u.p50_ms:>7.1f} {u.p95_ms:>7.1f}")
 
 
-def render(accountant: Accountant, top: int = 15, by: Sequence[str] = ("tenant", "agent", "tier")) -> str:
-    total = accountant.total()
-    rows = accountant.usage(by=by)
-    tenants = {u.tenant for u in accountant.usage(by=("tenant",))}
+def render(accountant: Accountant, top: int = 15, by: Sequence[str] = ("tenant", "agent", "tier"),
+           tenant: str | None = None) -> str:
+    rows = accountant.usage(by=by, tenant=tenant)
+    total = accountant.total(tenant=tenant)
+    tenants = {u.tenant for u in accountant.usage(by=("tenant",), tenant=tenant)}
     lines = [
         f"ctxopt usage: {total.requests:,} requests from {len(tenants)} tenant(s); "
         f"{total.tokens_before:,} -> {total.tokens_after:,} tokens ({total.saved_share:.0%} saved)",
@@ -49,7 +50,9 @@ def render(accountant: Accountant, top: int = 15, by: Sequence[str] = ("tenant",
             lines.append(f"... {len(rows) - top} more row(s); `ctxopt report --json` lists them all")
     if accountant.budgets:
         lines += ["", "monthly budgets (tokens sent to the model):"]
-        for tenant, status in accountant.budget_status().items():
-            lines.append(f"  {_cut(tenant, 16):<16} {status['month'] or 'no use yet':<10} "
+        for name, status in accountant.budget_status().items():
+            if tenant is not None and name != tenant:
+                continue
+            lines.append(f"  {_cut(name, 16):<16} {status['month'] or 'no use yet':<10} "
                          f"{status['used']:>13,} / {status['budget']:<13,} {status['share']:>5.0%}")
     return "\n".join(lines)

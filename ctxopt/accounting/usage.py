@@ -7,11 +7,13 @@ to be in the sample whatever the traffic, and memory stays the same after a mill
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 RESERVOIR_SIZE = 512
+BUCKETS_PER_DECADE = 20  # latency histogram resolution: buckets 12% apart
 BILL_COUNTS = ("cached_tokens", "billed_requests", "billed_prompt_tokens", "billed_cached_tokens")
 BILL_MONEY = ("cost", "cost_without_ctxopt", "billed_cost")
 
@@ -34,6 +36,47 @@ class Reservoir:
             slot = rng.randrange(self.seen)
             if slot < self.size:
                 self.values[slot] = value
+
+
+    def samples(self) -> list[tuple[float, float]]:
+        """``(value, weight)`` pairs, each value standing for ``seen / len(values)`` requests."""
+        return [(v, self.seen / len(self.values)) for v in self.values]
+
+
+def bucket_of(seconds: float) -> int:
+    """The latency bucket of ``seconds``: its upper bound is ``10 ** (bucket / 20)`` milliseconds.
+
+    >>> bucket_of(0.010), round(bucket_seconds(bucket_of(0.0105)), 5)
+    (20, 0.01122)
+    """
+    return math.ceil(math.log10(max(seconds * 1000, 1e-3)) * BUCKETS_PER_DECADE - 1e-9)
+
+
+def bucket_seconds(bucket: int) -> float:
+    return float(10 ** (bucket / BUCKETS_PER_DECADE) / 1000)
+
+
+class Histogram:
+    """Counts of latency per bucket value, as the shared store keeps them (see ``redis_store``)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: Mapping[float, int] | None = None) -> None:
+        self.counts: dict[float, int] = dict(counts or {})
+
+    @property
+    def seen(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, value: float, rng: random.Random | None = None) -> None:
+        """Count ``value`` in its bucket (``rng`` is unused: the same call as :meth:`Reservoir.add`)."""
+        self.add_count(bucket_seconds(bucket_of(value)), 1)
+
+    def add_count(self, value: float, count: int) -> None:
+        self.counts[value] = self.counts.get(value, 0) + count
+
+    def samples(self) -> list[tuple[float, float]]:
+        return [(v, float(c)) for v, c in self.counts.items() if c > 0]
 
 
 def percentile(samples: Iterable[tuple[float, float]], q: float) -> float:
@@ -68,19 +111,26 @@ class Tally:
     billed_prompt_tokens: int = 0
     billed_cached_tokens: int = 0
     billed_cost: float = 0.0
-    latency: Reservoir = dataclasses.field(default_factory=Reservoir)
+    latency: Reservoir | Histogram = dataclasses.field(default_factory=Reservoir)
 
     def to_dict(self) -> dict[str, Any]:
         # Unrounded: JSON floats round-trip exactly, so a loaded accountant equals the saved one.
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "latency"}
-        data["latency_seen"] = self.latency.seen
-        data["latency_seconds"] = list(self.latency.values)
+        if isinstance(self.latency, Histogram):
+            data["latency_histogram"] = [[v, c] for v, c in sorted(self.latency.counts.items())]
+        else:
+            data["latency_seen"] = self.latency.seen
+            data["latency_seconds"] = list(self.latency.values)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], size: int) -> Tally:
         counts = {k: int(data[k]) for k in ("requests", "tokens_before", "tokens_after", "cache_hits", "cache_misses")}
-        latency = Reservoir(size, (float(v) for v in data["latency_seconds"]), int(data["latency_seen"]))
+        latency: Reservoir | Histogram
+        if "latency_histogram" in data:  # saved from an accountant reading a shared store
+            latency = Histogram({float(v): int(c) for v, c in data["latency_histogram"]})
+        else:
+            latency = Reservoir(size, (float(v) for v in data["latency_seconds"]), int(data["latency_seen"]))
         tally = cls(**counts, cost_saved=float(data["cost_saved"]), latency=latency)
         # Files written before the bill existed lack these: they read as zero.
         for key in BILL_COUNTS:
@@ -146,7 +196,7 @@ def usage_of(key: tuple[str, str, str], tallies: Iterable[Tally]) -> Usage:
     """The usage of several tallies summed under ``key``; latency percentiles pool their samples,
     each weighted by how many requests it stands for."""
     tallies = list(tallies)
-    samples = [(v, t.latency.seen / len(t.latency.values)) for t in tallies for v in t.latency.values]
+    samples = [sample for t in tallies for sample in t.latency.samples()]
     return Usage(
         tenant=key[0], agent=key[1], tier=key[2],
         requests=sum(t.requests for t in tallies),

@@ -19,7 +19,7 @@ from ctxopt.errors import CtxoptError, InputError
 COMMANDS: dict[str, str] = {
     "optimize": "fit OpenAI-style messages from a JSON file to a tier",
     "tiers": "list the tiers in effect",
-    "report": "summarise a per-tenant accounting file saved by Accountant.save()",
+    "report": "summarise per-tenant usage: a file saved by Accountant.save(), or the shared store of ctxopt serve (--redis)",
     "bench": "run the benchmark suite and write the results folder",
     "tune": "recommend tier limits from recall curves or an evaluation set",
     "ingest": "chunk, embed and index documents into a versioned knowledge base",

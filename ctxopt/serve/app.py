@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ctxopt.accounting.redis_store import Entry, RedisUsageStore
 from ctxopt.errors import BudgetError, CtxoptError, InputError
 from ctxopt.report import Report
 from ctxopt.serve import metrics
@@ -34,6 +35,7 @@ from ctxopt.serve.breaker import Breaker
 from ctxopt.serve.budgets import SharedBudgets
 from ctxopt.serve.config import CONFIG_ENV, Budget, ServeConfig, Tenant, load_config
 from ctxopt.serve.errors import error_response
+from ctxopt.serve.metering import metered
 from ctxopt.serve.optimizing import optimize_body
 from ctxopt.serve.upstream import forward
 
@@ -66,6 +68,8 @@ class Server:
                          for name, u in config.upstreams.items()}
         self.budgets = SharedBudgets(config.redis_url, prefix=config.redis_prefix,
                                      on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
+        self.usage = None if config.redis_url is None else RedisUsageStore(
+            config.redis_url, prefix=f"{config.redis_prefix}:usage", on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +80,8 @@ class Server:
         finally:
             await self.client.aclose()
             await self.budgets.close()
+            if self.usage is not None:
+                await self.usage.aclose()
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _client(self) -> httpx.AsyncClient:
@@ -222,6 +228,11 @@ class Server:
         if report is not None and tenant.budget is not None and not isinstance(response, StreamingResponse):
             # Unreachable, timed out or circuit open: the provider never billed it, so neither do we.
             await self.budgets.refund(tenant.name, tenant.budget, _amount(tenant.budget, report))
+        if report is not None and isinstance(response, StreamingResponse):
+            entry = await self._record(request, tenant, report)
+            if entry is not None and self.usage is not None:
+                usage = self.usage
+                response = metered(response, report.price, lambda bill: usage.arecord(entry.billed(bill)))
         return response
 
     async def _optimize_only(self, request: Request, tenant: Tenant) -> Response:
@@ -231,13 +242,23 @@ class Server:
         if report is None:
             return JSONResponse({"request": body, "messages": body.get("messages"), "report": None,
                                  "status": "failed-open"}, headers={"x-ctxopt-status": "failed-open"})
+        await self._record(request, tenant, report)
         return JSONResponse({"request": body, "messages": body.get("messages"), "report": report.to_dict(),
                              "status": "optimized"}, headers=report_headers(report))
 
+    async def _record(self, request: Request, tenant: Tenant, report: Report) -> Entry | None:
+        """Add the request to the shared usage (``ctxopt report --redis``), under the agent the client names."""
+        if self.usage is None:
+            return None
+        entry = self.usage.entry(report, (tenant.name, request.headers.get("x-ctxopt-agent") or "-", report.tier))
+        await self.usage.arecord(entry)
+        return entry
+
 
 def _amount(budget: Budget, report: Report) -> float:
-    """What a request costs against ``budget``: tokens sent to the model, or their dollars."""
-    return report.tokens_after if budget.unit == "tokens" else report.tokens_after / 1000 * report.price_per_1k
+    """What a request costs against ``budget``: tokens sent to the model, or the report's
+    cache-aware bill of them in dollars (cache reads and writes priced as the provider bills them)."""
+    return report.tokens_after if budget.unit == "tokens" else report.cost
 
 
 def create_app(config: ServeConfig | str | os.PathLike[str] | None = None) -> Starlette:

@@ -2,7 +2,9 @@
 and the serve benchmark: JSON or SSE answers, with configurable latency and failure rate.
 
 The request's ``user`` field (or else its ``model``) can steer one request: ``"slow:<seconds>"`` waits that long first,
-``"fail:<status>"`` answers that HTTP status, ``"drop"`` closes the connection without answering.
+``"fail:<status>"`` answers that HTTP status, ``"drop"`` closes the connection without answering,
+``"usage:<prompt>:<cached>"`` reports that many prompt tokens, ``cached`` of them read from the cache
+(a JSON answer; otherwise its usage reports 0 prompt tokens).
 
 >>> with LoopbackProvider() as provider:
 ...     provider.base_url.startswith("http://127.0.0.1:")
@@ -106,6 +108,10 @@ class LoopbackProvider:
         if body.get("stream"):
             return self._stream(handler, text, anthropic)
         payload = _anthropic_message(text, body) if anthropic else _openai_completion(text, body)
+        if model.startswith("usage:"):
+            prompt, cached = (int(n) for n in model.split(":")[1:3])
+            payload["usage"].update({"input_tokens": prompt - cached, "cache_read_input_tokens": cached} if anthropic else
+                                    {"prompt_tokens": prompt, "prompt_tokens_details": {"cached_tokens": cached}})
         _send(handler, 200, "application/json", json.dumps(payload).encode())
 
     def _stream(self, handler: BaseHTTPRequestHandler, text: str, anthropic: bool) -> None:
