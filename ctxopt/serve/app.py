@@ -36,8 +36,9 @@ from ctxopt.serve.budgets import SharedBudgets
 from ctxopt.serve.config import CONFIG_ENV, Budget, ServeConfig, Tenant, load_config
 from ctxopt.serve.errors import error_response
 from ctxopt.serve.metering import metered
-from ctxopt.serve.optimizing import optimize_body
+from ctxopt.serve.optimizing import optimize_body, session_of
 from ctxopt.serve.upstream import forward
+from ctxopt.sessions.state import SessionStore, default_store
 
 log = logging.getLogger("ctxopt.serve")
 
@@ -53,7 +54,10 @@ class Refused(Exception):
 def report_headers(report: Report) -> dict[str, str]:
     return {"x-ctxopt-status": "optimized", "x-ctxopt-tier": report.tier,
             "x-ctxopt-tokens-before": str(report.tokens_before), "x-ctxopt-tokens-after": str(report.tokens_after),
-            "x-ctxopt-tokens-saved": str(report.tokens_saved), "x-ctxopt-ms": f"{report.seconds * 1000:.1f}"}
+            "x-ctxopt-tokens-saved": str(report.tokens_saved), "x-ctxopt-ms": f"{report.seconds * 1000:.1f}",
+            # the cache-aware bill in US$ (a saving can be negative: it says what the provider bills)
+            "x-ctxopt-cached-tokens": str(report.cached_tokens), "x-ctxopt-cost": f"{report.cost:.8f}",
+            "x-ctxopt-cost-saved": f"{report.cost_saved:.8f}"}
 
 
 class Server:
@@ -68,6 +72,9 @@ class Server:
                          for name, u in config.upstreams.items()}
         self.budgets = SharedBudgets(config.redis_url, prefix=config.redis_prefix,
                                      on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
+        # A session's state (its previous prompt's print) is shared by every worker and instance
+        # through Redis when the server has one, else by this machine's workers through the disk cache.
+        self.sessions = SessionStore("redis", redis_url=config.redis_url) if config.redis_url else default_store()
         self.usage = None if config.redis_url is None else RedisUsageStore(
             config.redis_url, prefix=f"{config.redis_prefix}:usage", on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
 
@@ -182,7 +189,8 @@ class Server:
                 tier = tenant.downgrade_tier or tier
         loop = asyncio.get_running_loop()
         try:
-            fitted, report = await loop.run_in_executor(self.executor, optimize_body, body, tenant, tier, format)
+            fitted, report = await loop.run_in_executor(self.executor, optimize_body, body, tenant, tier, format,
+                                                        session_of(request.headers, body), self.sessions)
         except Exception as exc:
             metrics.ERRORS.labels("optimize").inc()
             if tenant.on_error == "open":
