@@ -105,21 +105,24 @@ class LoopbackProvider:
                          json.dumps({"error": {"type": "server_error", "message": "loopback failure"}}).encode())
         anthropic = handler.path.rstrip("/").endswith("/messages")
         text = f"ok: {len(body.get('messages', []))} messages"
-        if body.get("stream"):
-            return self._stream(handler, text, anthropic)
-        payload = _anthropic_message(text, body) if anthropic else _openai_completion(text, body)
+        usage: dict[str, Any] = {}
         if model.startswith("usage:"):
             prompt, cached = (int(n) for n in model.split(":")[1:3])
-            payload["usage"].update({"input_tokens": prompt - cached, "cache_read_input_tokens": cached} if anthropic else
-                                    {"prompt_tokens": prompt, "prompt_tokens_details": {"cached_tokens": cached}})
+            usage = {"input_tokens": prompt - cached, "cache_read_input_tokens": cached} if anthropic else \
+                {"prompt_tokens": prompt, "prompt_tokens_details": {"cached_tokens": cached}}
+        if body.get("stream"):
+            include = bool((body.get("stream_options") or {}).get("include_usage"))
+            return self._stream(handler, text, anthropic, usage if anthropic or include else {})
+        payload = _anthropic_message(text, body) if anthropic else _openai_completion(text, body)
+        payload["usage"].update(usage)
         _send(handler, 200, "application/json", json.dumps(payload).encode())
 
-    def _stream(self, handler: BaseHTTPRequestHandler, text: str, anthropic: bool) -> None:
+    def _stream(self, handler: BaseHTTPRequestHandler, text: str, anthropic: bool, usage: dict[str, Any]) -> None:
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
-        events = _anthropic_events(text) if anthropic else _openai_events(text)
+        events = _anthropic_events(text, usage) if anthropic else _openai_events(text, usage)
         for i, event in enumerate(events):
             data = event.encode()
             handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -146,7 +149,7 @@ def _openai_completion(text: str, body: dict[str, Any]) -> dict[str, Any]:
             "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": len(text.split())}}
 
 
-def _openai_events(text: str) -> list[str]:
+def _openai_events(text: str, usage: dict[str, Any]) -> list[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
         return "data: " + json.dumps({"id": "chatcmpl-loopback", "object": "chat.completion.chunk", "created": 0,
                                       "model": "loopback", "choices": [{"index": 0, "delta": delta,
@@ -154,7 +157,10 @@ def _openai_events(text: str) -> list[str]:
     words = text.split(" ")
     return [chunk({"role": "assistant", "content": ""}),
             *(chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)),
-            chunk({}, "stop"), "data: [DONE]\n\n"]
+            chunk({}, "stop"),
+            *(["data: " + json.dumps({"id": "chatcmpl-loopback", "object": "chat.completion.chunk", "created": 0,
+                                      "model": "loopback", "choices": [], "usage": usage}) + "\n\n"] if usage else []),
+            "data: [DONE]\n\n"]
 
 
 def _anthropic_message(text: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -163,11 +169,11 @@ def _anthropic_message(text: str, body: dict[str, Any]) -> dict[str, Any]:
             "usage": {"input_tokens": 0, "output_tokens": len(text.split())}}
 
 
-def _anthropic_events(text: str) -> list[str]:
+def _anthropic_events(text: str, usage: dict[str, Any]) -> list[str]:
     def event(name: str, data: dict[str, Any]) -> str:
         return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
     message: dict[str, Any] = {"id": "msg_loopback", "type": "message", "role": "assistant", "model": "loopback", "content": [],
-               "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+               "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0, **usage}}
     return [event("message_start", {"message": message}),
             event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
             event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}}),

@@ -116,3 +116,31 @@ def test_usage_written_while_redis_is_down_is_counted_once_when_it_is_back(serve
         time.sleep(0.2)
     total = report_json(redis_server.url, capsys)["total"]
     assert (total["requests"], total["tokens_after"]) == (len(tokens), sum(tokens))
+
+
+def test_streamed_answers_are_billed_from_their_usage_events(servers, provider, redis_server, capsys):
+    """Anthropic's message_start and OpenAI's last chunk (when the client asks for include_usage)
+    carry the prompt's usage: read as the stream passes, priced, recorded once per request."""
+    server = servers(base_config(provider, server=f'redis_url = "{redis_server.url}"'))
+    streams = [
+        ("/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True, "user": "usage:1500:1024",
+                                  "stream_options": {"include_usage": True}}),
+        ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True, "user": "usage:3000:2048"}),
+        ("/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True, "user": "usage:900:0"}),  # no include_usage
+    ]
+    for path, body in streams:
+        with httpx.stream("POST", f"{server.url}{path}", json={**body, "messages": QUESTION}, headers=auth("acme"),
+                          timeout=30) as answer:
+            assert answer.status_code == 200
+            events = "".join(answer.iter_text())
+        assert "usage" in events or path.endswith("completions")  # relayed unchanged, usage events included
+    deadline = time.monotonic() + 10  # the bill is written as the stream ends; a safety net only
+    while report_json(redis_server.url, capsys)["total"].get("billed_requests", 0) < 2:
+        assert time.monotonic() < deadline, "the streamed answers' usage was never recorded"
+        time.sleep(0.1)
+    total = report_json(redis_server.url, capsys)["total"]
+    gpt, claude = price_of("gpt-4o-mini"), price_of("claude-sonnet-4-5")
+    assert (total["requests"], total["billed_requests"]) == (3, 2)
+    assert (total["billed_prompt_tokens"], total["billed_cached_tokens"]) == (1500 + 3000, 1024 + 2048)
+    assert total["billed_cost"] == pytest.approx((476 * gpt.input + 1024 * gpt.cache_read) / 1e6
+                                                 + (952 * claude.input + 2048 * claude.cache_read) / 1e6, abs=1e-8)
