@@ -157,7 +157,10 @@ def layouts(caps: Sequence[int], system: Item, embedder: Any) -> dict[str, Calla
 def _print(prompt: Sequence[Item], cache: dict[str, bytes]) -> PromptPrint:
     messages = [cache[i.id] if i.id in cache else cache.setdefault(i.id, message_hash(i.to_message()))
                 if i.id != "question" else message_hash(i.to_message()) for i in prompt]
-    return fingerprint(messages, [i.tokens or 0 for i in prompt],
+    # A stage that changed an item leaves its count to be redone: count it, never bill it as 0.
+    counter = get_tokenizer()
+    return fingerprint(messages, [i.tokens if i.tokens is not None else counter.count_message(i.to_message())
+                                  for i in prompt],
                        [n for n, i in enumerate(prompt) if i.metadata.get(CACHE_BREAKPOINT)])
 
 

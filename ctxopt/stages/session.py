@@ -9,15 +9,18 @@ The history cap (``history``, else the tier's history cap, else the budget less 
 the window's high watermark is ``1 - tail`` of it, and a compaction drops the window to ``low`` of
 that. The tail (older turns scored like ``prune_history``: embedding similarity plus keyword
 overlap) takes what the window and the turn in progress leave of the cap, at most ``tail_tokens``
-(it is billed fresh on every request, so it stays small whatever the cap), and only turns scoring
-at least ``min_score``. The turn in progress (the latest user message and everything after it) is
+(it is billed fresh on every request, so it stays small whatever the cap), filled best score first
+like ``prune_history`` fills its cap; ``min_score`` (default none) leaves out turns scoring below
+it, at the price of room left unused (a score floor cost more recall than the room it saved: see
+the README). The turn in progress (the latest user message and everything after it) is
 kept as it is. When the head and a freshly compacted window would stay below
 ``min_cached_tokens`` (the provider's minimum cached prefix: 1,024 for OpenAI and most Claude
 models), no window is held: the cap goes to the ``keep_last`` latest turns and the most relevant
 older ones, as ``prune_history`` would choose.
 
-The defaults (``tail=0.3, low=0.6, tail_tokens=768, min_score=0.2, neighbours=0``) were chosen on
-two LoCoMo conversations (conv-26, conv-42) of the sessions benchmark; see the README.
+The defaults (``tail=0.3, low=0.6, tail_tokens=768, min_score=None, neighbours=0``) were chosen on
+four LoCoMo conversations of the sessions benchmark (conv-26, conv-30, conv-42, conv-43); the
+other three are held out. See the README.
 
 The stage drops the history it does not lay out and marks the last item of the head and of the
 window with ``metadata[CACHE_BREAKPOINT] = True`` (Anthropic adapters turn that into
@@ -58,7 +61,7 @@ class SessionLayout:
     history: int | None = None
     tail: float = 0.3
     low: float = 0.6
-    min_score: float = 0.2
+    min_score: float | None = None
     tail_tokens: int = 768
     min_cached_tokens: int = 1024
     keep_last: int = 4
@@ -76,8 +79,9 @@ class SessionLayout:
                              ("keyword_weight", self.keyword_weight)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"session: {field} must be a share in [0, 1], got {value!r}")
-        if isinstance(self.min_score, bool) or not isinstance(self.min_score, (int, float)) or math.isnan(self.min_score):
-            raise ConfigError(f"session: min_score must be a number, got {self.min_score!r}")
+        if self.min_score is not None and (isinstance(self.min_score, bool) or not isinstance(self.min_score, (int, float))
+                                           or math.isnan(self.min_score)):
+            raise ConfigError(f"session: min_score must be a number or None (no floor), got {self.min_score!r}")
 
     def run(self, context: Context) -> Context:
         tokenizer = context.counter()  # the request's own counter (its model's encoding or estimate)
@@ -132,8 +136,8 @@ class SessionLayout:
                     item = item.replace(score=math.inf)
                 elif n in scores:
                     item = item.replace(score=scores[n])
-                if stable and k == len(segment) - 1:
-                    item = item.replace(metadata={**item.metadata, CACHE_BREAKPOINT: True})
+                if stable and k == len(segment) - 1:  # a marker, not text: the token count stands
+                    item = item.replace(metadata={**item.metadata, CACHE_BREAKPOINT: True}, tokens=item.tokens)
                 out.append(item)
         return context.replace(items=out).note(
             layout="window" if cached else "relevance", history_cap=cap, high=high, window_start=start,
@@ -161,7 +165,7 @@ class SessionLayout:
         lend_to_neighbours(by_group, [items[u[0]].group for u in units], self.neighbours, self.neighbour_decay)
         scored = [(size[u[0]], math.inf if k >= len(old) - recent else round(by_group[items[u[0]].group], 6))
                   for k, u in enumerate(old)]
-        chosen = choose_tail(scored, room, self.min_score)
+        chosen = choose_tail(scored, room, -math.inf if self.min_score is None else self.min_score)
         positions = [n for k in chosen for n in old[k]]
         return positions, {n: scored[k][1] for k in chosen for n in old[k]}, notes
 

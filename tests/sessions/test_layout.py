@@ -87,8 +87,26 @@ def test_breakpoints_mark_the_end_of_the_head_and_of_the_window_and_the_tail_com
     position = [int(i.id[1:]) for i in out.items[1:-1]]
     assert tail and max(int(i.id[1:]) for i in tail) < int(window[0].id[1:])   # older turns, after the window
     assert position[: len(window)] == sorted(position[: len(window)])
-    assert all("vegan" in i.text for i in tail if i.kind == "user")
+    older = [f"m{n + 1}" for n, m in enumerate(messages[1:-1]) if "vegan" in m["content"] and n + 1 < int(window[0].id[1:])]
+    relevant = [i for i in tail if "vegan" in i.text]
+    assert [i.id for i in relevant] == older                                    # every older vegan turn,
+    assert min(i.score or 0 for i in relevant) > max(i.score or 0 for i in tail if i not in relevant)  # best first
     assert out.items[-1].text == "What about vegan food?"
+
+
+def test_the_tail_fills_its_room_unless_a_score_floor_leaves_it_unused():
+    # Like prune_history fills its cap, the tail fills its room best score first; a floor keeps out
+    # the weak turns and leaves the room empty (it cost more recall than it saved on LoCoMo).
+    messages = conversation(60) + [{"role": "user", "content": "What about vegan food?"}]
+    context = Context.from_messages(messages, tier=ctxopt.Tier(8000))
+    full, floored = (layout(history=1700, **options).run(context) for options in ({}, {"min_score": 0.2}))
+    tail_turns = {i.id for i in full.items[_stable_end(full.items):-1]}
+    assert {i.id for i in floored.items[_stable_end(floored.items):-1]} < tail_turns
+    assert all("vegan" in i.text for i in floored.items[_stable_end(floored.items):-1])
+    turn = full.items[-1].tokens or 0
+    room = min(full.notes["history_cap"] - full.notes["window_tokens"] - turn, 768)
+    largest = max(i.tokens or 0 for i in full.items if i.kind in ("user", "assistant"))
+    assert room - largest < full.notes["tail_tokens"] <= room
 
 
 def test_the_turn_in_progress_and_retrieved_chunks_come_last():
@@ -122,6 +140,8 @@ def test_a_session_key_adds_the_layout_and_bad_keys_are_input_errors(tmp_path):
 def test_options_are_validated():
     with pytest.raises(ctxopt.ConfigError, match="tail must be a share"):
         SessionLayout(tail=1.5)
+    with pytest.raises(ctxopt.ConfigError, match="min_score must be a number or None"):
+        SessionLayout(min_score="high")  # type: ignore[arg-type]
     with pytest.raises(ctxopt.ConfigError, match="history must be a whole number"):
         SessionLayout(history=0)
     assert ctxopt.Pipeline.from_config({"stages": [{"name": "session", "tail": 0.3}]}).stages[0].tail == 0.3
