@@ -62,6 +62,8 @@ PRICING: dict[str, Price] = {
 }
 METHODS = ("whole history", "recency window", "holding window", "prune_history", "session")
 SESSION = "session"
+# The conversations the session layout's defaults were chosen on; the others are held out.
+TRAIN = ("conv-26", "conv-30", "conv-42", "conv-43")
 SYSTEM_PROMPT = (
     "You are the assistant in a long-running chat between two friends, shown to you turn by turn: each "
     "message starts with the speaker's name. Older parts of the conversation may be left out, and some older "
@@ -313,15 +315,14 @@ def curves(rows: dict[str, dict[str, Any]], caps: Sequence[int]) -> dict[str, An
                     "cache-read and cache-write tokens under automatic, explicit and no caching", "curves": out}
 
 
-def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[int],
-           conversations: list[dict[str, Any]], system: Item) -> dict[str, Any]:
-    rows = _summary(per_conv)
+def _acceptance(rows: dict[str, dict[str, Any]], caps: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The issue's acceptance items at a 2,000-token cap (else the largest), and the Pareto fronts."""
     fronts = {p: {cap: sorted(pareto({k: (r["cost"][p], r["recall"] or 0.0) for k, r in rows.items()
                                       if k == "whole history" or k.endswith(f"@ {cap}")}))
                   for cap in caps} for p in PRICING}
     at = 2000 if 2000 in caps else caps[-1]
     session, prune, whole = rows[f"{SESSION} @ {at}"], rows[f"prune_history @ {at}"], rows["whole history"]
-    acceptance = {
+    acceptance: dict[str, Any] = {
         "cap": at,
         "auto-90 session / prune_history cost": round(session["cost"]["auto-90"] / prune["cost"]["auto-90"], 3),
         "session recall - prune_history recall": round(session["recall"] - prune["recall"], 4),
@@ -333,6 +334,19 @@ def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[in
                          and acceptance["session recall - prune_history recall"] >= -0.05
                          and len(acceptance["session cheaper than whole history under"]) == len(PRICING)
                          and len(acceptance["session on the Pareto front at every cap under"]) == len(PRICING))
+    return acceptance, fronts
+
+
+def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[int],
+           conversations: list[dict[str, Any]], system: Item) -> dict[str, Any]:
+    rows = _summary(per_conv)
+    acceptance, fronts = _acceptance(rows, caps)
+    # The layout's defaults were chosen on TRAIN; the other conversations are held out.
+    splits = {name: [cid for cid in per_conv if (cid in TRAIN) == (name == "train")] for name in ("train", "held out")}
+    by_split = {name: {"conversations": ids, **_acceptance(_summary({cid: per_conv[cid] for cid in ids}), caps)[0]}
+                for name, ids in splits.items() if ids}
+    at = acceptance["cap"]
+    session = rows[f"{SESSION} @ {at}"]
     n_requests = sum(len(requests(c)) for c in conversations)
     results: dict[str, Any] = {
         "benchmark": "sessions",
@@ -348,6 +362,7 @@ def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[in
         "per_conversation": {cid: {k: {"cost": r["cost"], "prefix_reuse": r["prefix_reuse"]} for k, r in runs.items()}
                              for cid, runs in per_conv.items()},
         "acceptance": acceptance,
+        "acceptance_by_split": by_split,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sessions.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -367,6 +382,7 @@ def _write(out_dir: Path, per_conv: dict[str, dict[str, Any]], caps: Sequence[in
         f"System prompt of {system.tokens} tokens first in every prompt. Evidence recall is over the "
         f"{session['questions']} question requests.",
         "Acceptance at a 2,000-token cap: " + json.dumps(acceptance),
+        *(f"Acceptance on the {name} conversations: " + json.dumps(values) for name, values in by_split.items()),
     ])
     _plots(out_dir, rows, caps)
     return results
