@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -69,7 +70,8 @@ class Server:
         self.in_flight = 0
         self.client: httpx.AsyncClient | None = None
         self.executor: ThreadPoolExecutor | None = None
-        self.breakers = {name: Breaker(failures=u.breaker_failures, seconds=u.breaker_seconds)
+        self.breakers = {name: Breaker(failures=u.breaker_failures, seconds=u.breaker_seconds,
+                                       on_change=functools.partial(_circuit_changed, name))
                          for name, u in config.upstreams.items()}
         self.budgets = SharedBudgets(config.redis_url, prefix=config.redis_prefix,
                                      on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
@@ -272,6 +274,11 @@ class Server:
         entry = self.usage.entry(report, (tenant.name, request.headers.get("x-ctxopt-agent") or "-", report.tier))
         await self.usage.arecord(entry)
         return entry
+
+
+def _circuit_changed(upstream: str, state: str) -> None:
+    metrics.CIRCUIT.labels(upstream, state).inc()
+    log.warning("ctxopt serve: the circuit to %s is %s", upstream, state)
 
 
 def _amount(budget: Budget, report: Report) -> float:
