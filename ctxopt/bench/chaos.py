@@ -184,7 +184,7 @@ async def _metric(server_url: str, name: str, label: str, value: str) -> float:
 
 
 def run_phases(directory: Path, provider: Any, bodies: list[bytes], *, rate: float | None, seconds: float,
-               workers: int = 2, failure_rate: float = 0.5, stages: dict[str, dict[str, Any]] | None = None,
+               workers: int = 2, failure_rate: float = 1.0, stages: dict[str, dict[str, Any]] | None = None,
                warm_bodies: int | None = None) -> dict[str, Any]:
     """The three chaos phases against a fresh ``ctxopt serve`` (``workers`` processes, shared budgets
     in a Redis started here): a worker killed, Redis stopped, the upstream failing. ``rate`` defaults
