@@ -8,6 +8,9 @@ older ``gen_ai.system``), ``gen_ai.request.model`` and ``gen_ai.usage.input_toke
 the provider's headers arrive, like the ``upstream`` stage of the metrics. The request span carries
 the tokens before and after, cost, savings, cache hits, the status code and, on failure,
 ``error.type`` (the cause the ``ctxopt_errors_total`` metric counts, or the error type of the answer).
+Like the latency metric, the request span ends when the answer's headers are ready: a streamed
+body's time is not in it (ending spans in the stream's background task would lose them whenever a
+client disconnects mid-stream).
 
 Spans go to the global tracer provider: set one up in the process that runs the app, or run
 ``ctxopt serve`` under ``opentelemetry-instrument`` (``opentelemetry-distro``), which configures
