@@ -191,10 +191,17 @@ tier = "pro"
     return path
 
 
+def locomo_bodies(limit: int) -> list[bytes]:
+    """The first ``limit`` LoCoMo requests (history + question) as chat completion bodies."""
+    from ctxopt.bench.load import locomo_requests
+
+    return [json.dumps({"model": "gpt-4o-mini", "messages": [*h, {"role": "user", "content": q}]}).encode()
+            for h, q in locomo_requests(limit=limit)]
+
+
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Run the serve benchmark; write ``serve.json`` and ``serve.md`` into ``out_dir``."""
     from ctxopt.bench import chaos as chaos_phases
-    from ctxopt.bench.load import locomo_requests
     from ctxopt.bench.output import write_table
     from ctxopt.serve import LoopbackProvider
     from ctxopt.serve.process import ServerProcess
@@ -202,9 +209,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds = 4.0 if quick else 15.0
-    requests = locomo_requests(limit=60 if quick else 300)
-    bodies = [json.dumps({"model": "gpt-4o-mini", "messages": [*h, {"role": "user", "content": q}]}).encode()
-              for h, q in requests]
+    bodies = locomo_bodies(60 if quick else 300)
     runs: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ctxopt-bench-serve-") as tmp, LoopbackProvider() as provider:
         config = write_config(Path(tmp), provider.base_url)
@@ -243,7 +248,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     at_2x_peak = next(r for r in open_rows if r["share_of_capacity"] == 2 * EXPECTED_PEAK)
     p99_ratio = round(at_2x_peak["p99_ms"] / unloaded_2["p99_ms"], 2)
     results = {
-        "workload": {"requests": len(requests), "clients_closed_loop": CLIENTS, "seconds_per_level": seconds,
+        "workload": {"requests": len(bodies), "clients_closed_loop": CLIENTS, "seconds_per_level": seconds,
                      "tier": "pro", "cpu_count": os.cpu_count(), "quick": quick,
                      "expected_peak_share_of_capacity": EXPECTED_PEAK},
         "by_workers": list(runs.values()),
@@ -273,7 +278,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
               r["throughput_rps"], r["p50_ms"], r["p99_ms"], "", r["load_average_1m"]] for r in open_rows]
     rows += chaos_phases.rows(phases)
     notes = [
-        f"Workload: {len(requests)} LoCoMo requests (history + question), tier pro, prune_history -> summarize -> fit, "
+        f"Workload: {len(bodies)} LoCoMo requests (history + question), tier pro, prune_history -> summarize -> fit, "
         f"forwarded to a loopback provider; {os.cpu_count()} cores shared with the load generator; {seconds:.0f} s per level.",
         f"Baseline: 1 worker. 2 workers give {speedup}x its throughput "
         f"(target >= 1.7x: {'met' if speedup >= 1.7 else 'not met'}).",

@@ -16,21 +16,18 @@ from typing import Any
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Run the chaos phases; write ``serve_chaos.json`` and ``serve_chaos.md`` into ``out_dir``."""
     from ctxopt.bench import chaos
-    from ctxopt.bench.load import locomo_requests
     from ctxopt.bench.output import write_table
-    from ctxopt.bench.serve import CLIENTS
+    from ctxopt.bench.serve import CLIENTS, locomo_bodies
     from ctxopt.serve import LoopbackProvider
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds = 6.0 if quick else 15.0
-    requests = locomo_requests(limit=30 if quick else 300)
-    bodies = [json.dumps({"model": "gpt-4o-mini", "messages": [*h, {"role": "user", "content": q}]}).encode()
-              for h, q in requests]
+    bodies = locomo_bodies(30 if quick else 300)
     with tempfile.TemporaryDirectory(prefix="ctxopt-bench-chaos-") as tmp, LoopbackProvider() as provider:
         phases = chaos.run_phases(Path(tmp), provider, bodies, rate=None, seconds=seconds)
     capacity = phases.pop("capacity")
-    results = {"workload": {"requests": len(requests), "seconds_per_phase": seconds, "workers": 2, "quick": quick,
+    results = {"workload": {"requests": len(bodies), "seconds_per_phase": seconds, "workers": 2, "quick": quick,
                             "rate": "half the capacity measured with a closed loop of "
                                     f"{CLIENTS} clients: {capacity['throughput_rps']} req/s"},
                "capacity": capacity, **phases,
@@ -43,7 +40,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     (out_dir / "serve_chaos.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     write_table(out_dir / "serve_chaos.md", "Serve chaos: Redis stopped, upstream failing, worker killed (2 workers)",
                 ["run", "requests", "errors", "req/s", "p50 ms", "p99 ms", "RSS MB", "load avg"], chaos.rows(phases),
-                [f"Workload: {len(requests)} LoCoMo requests, tier pro, the serve benchmark's pipeline; rate half of "
+                [f"Workload: {len(bodies)} LoCoMo requests, tier pro, the serve benchmark's pipeline; rate half of "
                  f"the measured capacity ({capacity['throughput_rps']} req/s); {seconds:.0f} s per phase.",
                  *chaos.notes(phases)])
     for note in chaos.notes(phases):
