@@ -9,7 +9,8 @@ pre-serialised bodies, so it costs little CPU next to the server.
 For each worker count it measures capacity (closed loop: ``CLIENTS`` requests always in flight),
 unloaded latency (one request at a time), then an open loop (requests arrive at a steady rate
 whatever the answers, latency from arrival) at shares of the 2-worker capacity. The baseline is the
-1-worker server: the ratio of capacities is what a second process buys on this machine.
+1-worker server: the ratio of capacities is what a second process buys on this machine. Last come
+the chaos phases (:mod:`ctxopt.bench.chaos`): Redis stopped, the upstream failing, a worker killed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CLIENTS = 8
 RATES = (0.25, 0.5, 0.75, 1.0)  # shares of the measured 2-worker capacity
 EXPECTED_PEAK = 0.25  # the stated expected peak, as a share of capacity: the open loop also runs at 2x it
 KEY = "sk-bench-tenant"
+BUDGET_PREFIX = "ctxopt:bench"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -34,14 +36,17 @@ def percentile(values: list[float], q: float) -> float:
     return nearest_rank(values, q)
 
 
-async def _send(http: Any, url: str, body: bytes) -> str | None:
-    """POST one request; ``None`` when it was answered 200, else what went wrong."""
+async def _send(http: Any, url: str, body: bytes, on_answer: Any = None) -> str | None:
+    """POST one request; ``None`` when it was answered 200, else what went wrong. ``on_answer(status,
+    headers)`` hears every answer that came back."""
     import httpx
 
     try:
         answer = await http.post(url, content=body, headers=_headers(), timeout=60)
     except httpx.HTTPError as exc:
         return type(exc).__name__
+    if on_answer is not None:
+        on_answer(answer.status_code, answer.headers)
     if answer.status_code == 200:
         return None
     try:  # ctxopt's and the providers' errors say their type: keep it, so a failure can be traced
@@ -74,16 +79,17 @@ async def closed_loop(url: str, bodies: list[bytes], clients: int, seconds: floa
 
 
 async def open_loop(url: str, bodies: list[bytes], rate: float, seconds: float,
-                    during: Any = None) -> dict[str, Any]:
+                    during: Any = None, on_answer: Any = None) -> dict[str, Any]:
     """Requests arrive every ``1/rate`` s whatever the answers; latency counts from arrival.
-    ``during`` (a coroutine) runs alongside, e.g. to break something mid-load."""
+    ``during`` (a coroutine) runs alongside, e.g. to break something mid-load; ``on_answer`` as in
+    :func:`_send`."""
     import httpx
 
     latencies: list[float] = []
     failures: list[str] = []
 
     async def one(http: httpx.AsyncClient, body: bytes, arrived: float) -> None:
-        failure = await _send(http, url, body)
+        failure = await _send(http, url, body, on_answer)
         failures.extend([failure] if failure else [])
         latencies.append((time.perf_counter() - arrived) * 1000)
 
@@ -153,32 +159,49 @@ def _stats(latencies: list[float], failures: list[str], wall: float) -> dict[str
             "p99_ms": round(percentile(latencies, 99), 1), "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
-def write_config(directory: Path, provider_url: str) -> Path:
+def write_config(directory: Path, provider_url: str, *, redis_url: str | None = None,
+                 stages: dict[str, dict[str, Any]] | None = None) -> Path:
+    """The benchmark's server config: the load benchmark's pipeline (or ``stages``; ``{}`` for the
+    default pipeline) and, with ``redis_url``, a shared token budget too large to throttle."""
     from ctxopt.bench.load import HISTORY_STAGES
     from ctxopt.serve import hash_key
 
-    stages = "".join(f'\n[[stages]]\nname = "{name}"\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
-                     for name, options in HISTORY_STAGES.items())
-    (directory / "pipeline.toml").write_text(stages, encoding="utf-8")
+    stages = HISTORY_STAGES if stages is None else stages
+    pipeline = "".join(f'\n[[stages]]\nname = "{name}"\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+                       for name, options in stages.items())
+    (directory / "pipeline.toml").write_text(pipeline, encoding="utf-8")
     path = directory / "serve.toml"
+    redis = f'redis_url = "{redis_url}"\nredis_prefix = "{BUDGET_PREFIX}"' if redis_url else ""
+    budget = "\n[tenants.bench.budget]\ntokens = 1e15\n" if redis_url else ""
     path.write_text(f"""
 [server]
 max_in_flight = 256
+{redis}
 
 [upstreams.openai]
 base_url = "{provider_url}"
+breaker_failures = 5
+breaker_seconds = 1.0
 
 [tenants.bench]
 keys_sha256 = ["{hash_key(KEY)}"]
 tier = "pro"
-pipeline = "pipeline.toml"
-""", encoding="utf-8")
+{'pipeline = "pipeline.toml"' if stages else ""}
+{budget}""", encoding="utf-8")
     return path
+
+
+def locomo_bodies(limit: int) -> list[bytes]:
+    """The first ``limit`` LoCoMo requests (history + question) as chat completion bodies."""
+    from ctxopt.bench.load import locomo_requests
+
+    return [json.dumps({"model": "gpt-4o-mini", "messages": [*h, {"role": "user", "content": q}]}).encode()
+            for h, q in locomo_requests(limit=limit)]
 
 
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Run the serve benchmark; write ``serve.json`` and ``serve.md`` into ``out_dir``."""
-    from ctxopt.bench.load import locomo_requests
+    from ctxopt.bench import chaos as chaos_phases
     from ctxopt.bench.output import write_table
     from ctxopt.serve import LoopbackProvider
     from ctxopt.serve.process import ServerProcess
@@ -186,9 +209,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds = 4.0 if quick else 15.0
-    requests = locomo_requests(limit=60 if quick else 300)
-    bodies = [json.dumps({"model": "gpt-4o-mini", "messages": [*h, {"role": "user", "content": q}]}).encode()
-              for h, q in requests]
+    bodies = locomo_bodies(60 if quick else 300)
     runs: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ctxopt-bench-serve-") as tmp, LoopbackProvider() as provider:
         config = write_config(Path(tmp), provider.base_url)
@@ -218,27 +239,34 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                 print(f"  open loop {stats['rate_rps']} req/s ({share:.0%} of capacity): p50 {stats['p50_ms']} ms "
                       f"p99 {stats['p99_ms']} ms errors {stats['errors']}", flush=True)
             unloaded_2 = asyncio.run(closed_loop(url, bodies, 1, seconds / 2))
-            chaos = asyncio.run(kill_a_worker(server, url, bodies, 0.5 * peak, seconds))
-            print(f"  chaos: a worker killed mid-load at {chaos['rate_rps']} req/s: {chaos['errors']} of "
-                  f"{chaos['requests']} requests failed ({chaos['failures']}); replaced: {chaos['replaced']}", flush=True)
+        # The chaos phases on a server of their own, with shared budgets in a Redis they can stop.
+        phases = chaos_phases.run_phases(Path(tmp), provider, bodies, rate=0.5 * peak, seconds=seconds)
+        chaos = phases["worker_killed"]
+        for note in chaos_phases.notes(phases):
+            print(f"  {note}", flush=True)
     speedup = round(runs[2]["capacity"]["throughput_rps"] / runs[1]["capacity"]["throughput_rps"], 2)
     at_2x_peak = next(r for r in open_rows if r["share_of_capacity"] == 2 * EXPECTED_PEAK)
     p99_ratio = round(at_2x_peak["p99_ms"] / unloaded_2["p99_ms"], 2)
     results = {
-        "workload": {"requests": len(requests), "clients_closed_loop": CLIENTS, "seconds_per_level": seconds,
+        "workload": {"requests": len(bodies), "clients_closed_loop": CLIENTS, "seconds_per_level": seconds,
                      "tier": "pro", "cpu_count": os.cpu_count(), "quick": quick,
                      "expected_peak_share_of_capacity": EXPECTED_PEAK},
         "by_workers": list(runs.values()),
         "open_loop_2_workers": open_rows,
         "unloaded_2_workers": unloaded_2,
         "chaos_worker_killed": chaos,
+        "chaos_redis_stopped": phases["redis_stopped"],
+        "chaos_upstream_failing": phases["upstream_failing"],
         "headline": {"throughput_1_worker_rps": runs[1]["capacity"]["throughput_rps"],
                      "throughput_2_workers_rps": runs[2]["capacity"]["throughput_rps"],
                      "speedup_2_vs_1": speedup, "speedup_at_least_1_7": speedup >= 1.7,
                      "p99_at_2x_expected_peak_ms": at_2x_peak["p99_ms"], "unloaded_p99_ms": unloaded_2["p99_ms"],
                      "p99_ratio_at_2x_peak": p99_ratio, "p99_within_3x": p99_ratio <= 3.0,
                      "error_rate_at_2x_peak": at_2x_peak["error_rate"],
-                     "chaos_kill_failed_requests": chaos["errors"], "chaos_worker_replaced": chaos["replaced"]},
+                     "chaos_kill_failed_requests": chaos["errors"], "chaos_worker_replaced": chaos["replaced"],
+                     "chaos_redis_counts_agree": phases["redis_stopped"]["counts_agree"],
+                     "chaos_redis_errors": phases["redis_stopped"]["errors"],
+                     "chaos_upstream_failures_clean_5xx": phases["upstream_failing"]["all_failures_clean_5xx"]},
     }
     (out_dir / "serve.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     rows = [[f"{r['workers']} worker(s), closed loop {CLIENTS}", r["capacity"]["requests"], r["capacity"]["errors"],
@@ -248,18 +276,16 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
               unloaded_2["throughput_rps"], unloaded_2["p50_ms"], unloaded_2["p99_ms"], "", unloaded_2["load_average_1m"]]]
     rows += [[f"2 workers, open loop {r['rate_rps']} req/s ({r['share_of_capacity']:.0%})", r["requests"], r["errors"],
               r["throughput_rps"], r["p50_ms"], r["p99_ms"], "", r["load_average_1m"]] for r in open_rows]
+    rows += chaos_phases.rows(phases)
     notes = [
-        f"Workload: {len(requests)} LoCoMo requests (history + question), tier pro, prune_history -> summarize -> fit, "
+        f"Workload: {len(bodies)} LoCoMo requests (history + question), tier pro, prune_history -> summarize -> fit, "
         f"forwarded to a loopback provider; {os.cpu_count()} cores shared with the load generator; {seconds:.0f} s per level.",
         f"Baseline: 1 worker. 2 workers give {speedup}x its throughput "
         f"(target >= 1.7x: {'met' if speedup >= 1.7 else 'not met'}).",
         f"Expected peak stated as {EXPECTED_PEAK:.0%} of the 2-worker capacity; at 2x that ({2 * EXPECTED_PEAK:.0%}, "
         f"{at_2x_peak['rate_rps']} req/s) p99 is {at_2x_peak['p99_ms']} ms, {p99_ratio}x the unloaded p99 "
         f"(target <= 3x: {'met' if p99_ratio <= 3 else 'not met'}), error rate {at_2x_peak['error_rate']:.2%}.",
-        f"Chaos: one of 2 workers killed (SIGKILL) a third into an open loop at {chaos['rate_rps']} req/s: "
-        f"{chaos['errors']} of {chaos['requests']} requests failed ({chaos['failures'] or 'none'}); the supervisor "
-        f"{'replaced the worker' if chaos['replaced'] else 'had not replaced the worker within 30 s'}. A killed worker's "
-        "open connections are reset by the kernel, so its in-flight requests fail as connection errors, not HTTP 5xx.",
+        *chaos_phases.notes(phases),
         "load avg is the machine's 1-minute load average at the end of each level (other processes included).",
     ]
     write_table(out_dir / "serve.md", "Serve: ctxopt serve with 1 and 2 worker processes",

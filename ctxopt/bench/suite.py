@@ -22,9 +22,9 @@ from typing import Any
 from ctxopt.errors import ConfigError
 
 # The one place that names the benchmarks, in the order they run. The suite's default is all but
-# "load" (about 10 minutes of threads hammering optimize), "serve" (the proxy under load, needs
-# ctxopt[serve]) and "retrieval_scale" (an hour to embed 200k distractor chunks the first time,
-# minutes after), which run when named.
+# "load" (about 10 minutes of threads hammering optimize), "serve" and "serve_chaos" (the proxy
+# under load, needs ctxopt[serve] and redis-server) and "retrieval_scale" (an hour to embed 200k
+# distractor chunks the first time, minutes after), which run when named.
 BENCHMARKS: dict[str, str] = {
     "retrieval": "SciFact test: nDCG@10 / Recall for keyword, dense and hybrid search",
     "retrieval_scale": "SciFact test queries on a corpus grown to 20k-200k chunks: accuracy, latency, HNSW vs exact",
@@ -34,7 +34,8 @@ BENCHMARKS: dict[str, str] = {
     "tool_output": "HotpotQA results as one search-tool message: supporting facts kept when pruned",
     "sessions": "LoCoMo replayed as agent sessions: cost with the provider's prompt cache vs evidence recall",
     "load": "optimize from 1-32 threads: throughput, tail latency, memory over 10k requests",
-    "serve": "ctxopt serve with 1 and 2 worker processes: capacity, open-loop latency, errors, RSS",
+    "serve": "ctxopt serve with 1 and 2 worker processes: capacity, open-loop latency, errors, RSS, chaos",
+    "serve_chaos": "ctxopt serve's chaos phases alone: Redis stopped, upstream failing, a worker killed",
 }
 DEFAULT_SUITE = ("retrieval", "compression", "memory", "overhead", "tool_output", "sessions")
 PACKAGES = ("ctxopt", "torch", "sentence-transformers", "qdrant-client", "qdrant-edge-py", "tiktoken", "numpy",

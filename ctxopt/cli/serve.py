@@ -21,6 +21,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--otel", action="store_true",
+                        help="OpenTelemetry spans for every request (needs ctxopt[otel]; like [server] otel = true)")
     parser.add_argument("--hash-key", action="store_true",
                         help="read an API key from standard input and print the SHA-256 hash a config lists for it")
 
@@ -38,13 +40,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("ctxopt serve needs --config SERVE.toml (tenants, keys and upstreams)")
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    load_config(args.config)  # fail here, once, with one line
+    otel = load_config(args.config).otel or args.otel  # a bad file fails here, once, with one line
     try:
         import uvicorn
         from uvicorn.supervisors import Multiprocess
     except ImportError as exc:
         raise ConfigError("ctxopt serve needs the serve extra: pip install 'ctxopt[serve]'") from exc
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    if otel:
+        from ctxopt.serve.tracing import OTEL_ENV, Tracing
+
+        Tracing(True)  # opentelemetry missing: one clear line here, not one per worker
+        os.environ[OTEL_ENV] = "1"
     # One process per core already uses the cores: torch's default intra-op pool per worker would
     # oversubscribe them and spin-wait under load (see the load benchmark in the README).
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from ctxopt.serve.config import CONFIG_ENV, Budget, ServeConfig, Tenant, load_co
 from ctxopt.serve.errors import error_response
 from ctxopt.serve.metering import metered
 from ctxopt.serve.optimizing import optimize_body, session_of
+from ctxopt.serve.tracing import OTEL_ENV, Tracing
 from ctxopt.serve.upstream import forward
 from ctxopt.sessions.state import SessionStore, default_store
 
@@ -68,7 +70,8 @@ class Server:
         self.in_flight = 0
         self.client: httpx.AsyncClient | None = None
         self.executor: ThreadPoolExecutor | None = None
-        self.breakers = {name: Breaker(failures=u.breaker_failures, seconds=u.breaker_seconds)
+        self.breakers = {name: Breaker(failures=u.breaker_failures, seconds=u.breaker_seconds,
+                                       on_change=functools.partial(_circuit_changed, name))
                          for name, u in config.upstreams.items()}
         self.budgets = SharedBudgets(config.redis_url, prefix=config.redis_prefix,
                                      on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
@@ -77,6 +80,7 @@ class Server:
         self.sessions = SessionStore("redis", redis_url=config.redis_url) if config.redis_url else default_store()
         self.usage = None if config.redis_url is None else RedisUsageStore(
             config.redis_url, prefix=f"{config.redis_prefix}:usage", on_error=lambda exc: metrics.ERRORS.labels("redis").inc())
+        self.tracing = Tracing(config.otel or os.environ.get(OTEL_ENV) == "1")
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -121,6 +125,7 @@ class Server:
         """Bounded in-flight requests per worker, one error shape, and the request metrics."""
         started = time.perf_counter()
         tenant = "-"
+        span, cause = self.tracing.start(route, request), None
         if self.in_flight >= self.config.max_in_flight:
             metrics.ERRORS.labels("overloaded").inc()
             response: Response = error_response(
@@ -135,12 +140,16 @@ class Server:
                 response = await handle(found)
             except Refused as refused:
                 metrics.ERRORS.labels(refused.cause).inc()
-                response = refused.response
+                response, cause = refused.response, refused.cause
+            except BaseException:
+                self.tracing.finish(span, None, None, tenant)
+                raise
             finally:
                 self.in_flight -= 1
                 metrics.IN_FLIGHT.dec()
         metrics.REQUESTS.labels(route, tenant, str(response.status_code)).inc()
         metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
+        self.tracing.finish(span, response, cause, tenant)
         return response
 
     def _tenant(self, request: Request) -> Tenant:
@@ -193,6 +202,7 @@ class Server:
                                                         session_of(request.headers, body), self.sessions)
         except Exception as exc:
             metrics.ERRORS.labels("optimize").inc()
+            self.tracing.failed(exc)
             if tenant.on_error == "open":
                 return body, None
             status, kind = (400, "invalid_request_error") if isinstance(exc, InputError) else \
@@ -201,6 +211,7 @@ class Server:
             raise Refused(error_response(status, kind, f"ctxopt could not optimise this request: {detail}",
                                          {"x-ctxopt-status": "failed"}), "optimize_closed") from exc
         metrics.observe_report(report, tenant=tenant.name)
+        self.tracing.report(report)
         if budget is not None:
             await self._charge(tenant, budget, report)
         return fitted, report
@@ -232,7 +243,9 @@ class Server:
                                          f"add one to its config to proxy this route"), "bad_request")
         body, report = await self._optimized(request, tenant, format)
         headers = report_headers(report) if report is not None else {"x-ctxopt-status": "failed-open"}
-        response = await forward(self._client(), upstream, self.breakers[provider], body, request.headers, headers)
+        with self.tracing.upstream(provider, body, report, upstream.base_url) as answer:
+            response = await forward(self._client(), upstream, self.breakers[provider], body, request.headers, headers)
+            answer.append(response)
         if report is not None and tenant.budget is not None and not isinstance(response, StreamingResponse):
             # Unreachable, timed out or circuit open: the provider never billed it, so neither do we.
             await self.budgets.refund(tenant.name, tenant.budget, _amount(tenant.budget, report))
@@ -261,6 +274,11 @@ class Server:
         entry = self.usage.entry(report, (tenant.name, request.headers.get("x-ctxopt-agent") or "-", report.tier))
         await self.usage.arecord(entry)
         return entry
+
+
+def _circuit_changed(upstream: str, state: str) -> None:
+    metrics.CIRCUIT.labels(upstream, state).inc()
+    log.warning("ctxopt serve: the circuit to %s is %s", upstream, state)
 
 
 def _amount(budget: Budget, report: Report) -> float:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 class Breaker:
-    def __init__(self, *, failures: int = 5, seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.failures, self.seconds, self.clock = failures, seconds, clock
+    """``on_change(state)`` hears each change: ``"open"`` when faults open the circuit, ``"closed"``
+    when a request gets through again (a failed probe keeps it open: no change)."""
+
+    def __init__(self, *, failures: int = 5, seconds: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[str], Any] | None = None) -> None:
+        self.failures, self.seconds, self.clock, self.on_change = failures, seconds, clock, on_change
         self._in_a_row = 0
         self._open_until = 0.0
         self._probing = False
@@ -34,10 +39,15 @@ class Breaker:
         return True
 
     def succeeded(self) -> None:
+        was_open = self._in_a_row >= self.failures
         self._in_a_row, self._probing = 0, False
+        if was_open and self.on_change is not None:
+            self.on_change("closed")
 
     def failed(self) -> None:
         self._in_a_row += 1
         self._probing = False
         if self._in_a_row >= self.failures:
             self._open_until = self.clock() + self.seconds
+            if self._in_a_row == self.failures and self.on_change is not None:
+                self.on_change("open")

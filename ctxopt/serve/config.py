@@ -6,6 +6,7 @@ tenant lists either SHA-256 hashes of its API keys or the names of environment v
     [server]
     max_in_flight = 32              # requests one worker holds at once; more get 503 + Retry-After
     redis_url = "redis://127.0.0.1:6379/0"   # shared budgets; leave out to count per worker only
+    otel = true                     # OpenTelemetry spans with the GenAI conventions (ctxopt[otel])
 
     [upstreams.openai]
     base_url = "https://api.openai.com/v1"
@@ -116,6 +117,7 @@ class ServeConfig:
     optimize_threads: int = 2
     redis_url: str | None = None
     redis_prefix: str = "ctxopt:serve"
+    otel: bool = False  # OpenTelemetry spans (needs ctxopt[otel]; see ctxopt.serve.tracing)
 
     def tenant_for_key(self, key: str | None) -> Tenant | None:
         """The tenant whose key this is, compared in constant time; ``None`` for a missing or unknown key."""
@@ -143,7 +145,8 @@ def load_config(path: str | os.PathLike[str]) -> ServeConfig:
 def config_from_dict(data: Mapping[str, Any], base: Path = Path()) -> ServeConfig:
     _only(data, {"server", "upstreams", "tenants", "tiers"}, "the serve config")
     server = dict(data.get("server", {}))
-    _only(server, {"max_in_flight", "max_body_bytes", "retry_after", "optimize_threads", "redis_url", "redis_prefix"},
+    _only(server, {"max_in_flight", "max_body_bytes", "retry_after", "optimize_threads", "redis_url", "redis_prefix",
+                   "otel"},
           "[server]")
     tiers: dict[str, Tier] | None = load_tiers(base / data["tiers"]) if "tiers" in data else None
     upstreams = {name: _upstream(name, spec) for name, spec in dict(data.get("upstreams", {})).items()}
@@ -159,6 +162,8 @@ def config_from_dict(data: Mapping[str, Any], base: Path = Path()) -> ServeConfi
     for field in ("max_in_flight", "max_body_bytes", "retry_after", "optimize_threads"):
         if field in server and (not isinstance(server[field], int) or isinstance(server[field], bool) or server[field] < 1):
             raise ConfigError(f"[server] {field} must be a whole number >= 1, got {server[field]!r}")
+    if not isinstance(server.get("otel", False), bool):
+        raise ConfigError(f"[server] otel must be true or false, got {server['otel']!r}")
     return ServeConfig(tenants=tenants, upstreams=upstreams, **server)
 
 

@@ -31,6 +31,8 @@ ERRORS = Counter("ctxopt_errors", "Failures by cause: auth, bad_request, overloa
                  "upstream_timeout, budget_exceeded, request_cap, redis", ["cause"])
 ALERTS = Counter("ctxopt_budget_alerts", "Budget alerts fired (once per tenant, threshold and period)",
                  ["tenant", "threshold"])
+CIRCUIT = Counter("ctxopt_upstream_circuit", "Circuit breaker changes, by upstream and the state changed to "
+                  "(open, closed); each worker has its own breaker", ["upstream", "state"])
 IN_FLIGHT = Gauge("ctxopt_in_flight", "Requests being handled", multiprocess_mode="livesum")
 
 

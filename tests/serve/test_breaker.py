@@ -29,6 +29,23 @@ def test_the_circuit_opens_after_failures_in_a_row_and_one_probe_closes_it():
     assert breaker.allow() and breaker.allow()
 
 
+def test_the_breaker_reports_each_change_of_state_once():
+    now = [0.0]
+    changes: list[str] = []
+    breaker = Breaker(failures=2, seconds=5, clock=lambda: now[0], on_change=changes.append)
+    breaker.failed()
+    breaker.failed()
+    breaker.failed()  # a late answer of a request sent before it opened: still the same open circuit
+    now[0] = 6
+    assert breaker.allow()
+    breaker.failed()  # the probe failed: open again, not a new change
+    now[0] = 12
+    assert breaker.allow()
+    breaker.succeeded()
+    breaker.succeeded()
+    assert changes == ["open", "closed"]
+
+
 def test_a_failed_probe_opens_the_circuit_again():
     now = [0.0]
     breaker = Breaker(failures=1, seconds=5, clock=lambda: now[0])
