@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import tempfile
 
@@ -60,5 +61,9 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config("ctxopt.serve.app:create_app", factory=True, host=args.host, port=args.port,
                             workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
     # The supervisor even for one worker: it replaces a worker that dies.
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    from ctxopt.serve.sockets import worker_sockets
+
+    # one listening socket per worker (SO_REUSEPORT), so keep-alive clients spread over the workers
+    sockets = worker_sockets(args.host, args.port) if hasattr(socket, "SO_REUSEPORT") else [config.bind_socket()]
+    Multiprocess(config, sockets=sockets).run()
     return 0
