@@ -189,7 +189,16 @@ def run_phases(directory: Path, provider: Any, bodies: list[bytes], *, rate: flo
     """The three chaos phases against a fresh ``ctxopt serve`` (``workers`` processes, shared budgets
     in a Redis started here): a worker killed, Redis stopped, the upstream failing. ``rate`` defaults
     to half the capacity a short closed loop measures first."""
-    from ctxopt.bench.serve import BUDGET_PREFIX, CLIENTS, _headers, closed_loop, kill_a_worker, warm, write_config
+    from ctxopt.bench.serve import (
+        BUDGET_PREFIX,
+        CLIENTS,
+        WARM_CONNECTIONS,
+        _headers,
+        closed_loop,
+        kill_a_worker,
+        warm,
+        write_config,
+    )
     from ctxopt.serve.budgets import period_of
     from ctxopt.serve.process import ServerProcess
 
@@ -199,7 +208,7 @@ def run_phases(directory: Path, provider: Any, bodies: list[bytes], *, rate: flo
         with ServerProcess(config, workers=workers, metrics_dir=directory / "metrics-chaos",
                            log=directory / "serve-chaos.log") as server:
             url = f"{server.url}/v1/chat/completions"
-            asyncio.run(warm(url, bodies[:warm_bodies] * workers, workers * 2))
+            asyncio.run(warm(url, bodies[:warm_bodies] * workers, WARM_CONNECTIONS * workers))
             if rate is None:
                 capacity = asyncio.run(closed_loop(url, bodies, CLIENTS, seconds / 2))
                 rate = 0.5 * capacity["throughput_rps"]

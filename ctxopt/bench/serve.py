@@ -23,7 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-CLIENTS = 8
+# Requests in flight in the closed loop. Each worker listens on its own socket and the kernel
+# spreads connections by hash, so a client needs enough connections to reach every worker: with
+# 8, all of them land on one of 2 workers once in 128 runs; with 16, once in 32,768.
+CLIENTS = 16
+WARM_CONNECTIONS = 16  # per worker, for the same reason: every worker must be warm before it is measured
 RATES = (0.25, 0.5, 0.75, 1.0)  # shares of the measured 2-worker capacity
 EXPECTED_PEAK = 0.25  # the stated expected peak, as a share of capacity: the open loop also runs at 2x it
 KEY = "sk-bench-tenant"
@@ -220,7 +224,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                 url = f"{server.url}/v1/chat/completions"
                 # Warm every worker (model, caches) on the whole request set, twice over for 2 workers
                 # so each worker sees most histories.
-                asyncio.run(warm(url, bodies * workers, workers * 2))
+                asyncio.run(warm(url, bodies * workers, WARM_CONNECTIONS * workers))
                 capacity = asyncio.run(closed_loop(url, bodies, CLIENTS, seconds))
                 unloaded = asyncio.run(closed_loop(url, bodies, 1, seconds / 2))
                 runs[workers] = {"workers": workers, "capacity": capacity, "unloaded": unloaded,
@@ -230,7 +234,7 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         peak = runs[2]["capacity"]["throughput_rps"]
         with ServerProcess(config, workers=2, metrics_dir=Path(tmp) / "metrics-open", log=Path(tmp) / "serve-open.log") as server:
             url = f"{server.url}/v1/chat/completions"
-            asyncio.run(warm(url, bodies * 2, 4))
+            asyncio.run(warm(url, bodies * 2, WARM_CONNECTIONS * 2))
             shares = sorted({*RATES, 2 * EXPECTED_PEAK})
             open_rows = []
             for share in shares:
