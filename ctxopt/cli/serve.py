@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
         from uvicorn.supervisors import Multiprocess
+
+        from ctxopt.serve.sockets import worker_sockets
     except ImportError as exc:
         raise ConfigError("ctxopt serve needs the serve extra: pip install 'ctxopt[serve]'") from exc
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
@@ -60,10 +62,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ctxopt-metrics-"))
     config = uvicorn.Config("ctxopt.serve.app:create_app", factory=True, host=args.host, port=args.port,
                             workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
-    # The supervisor even for one worker: it replaces a worker that dies.
-    from ctxopt.serve.sockets import worker_sockets
-
-    # one listening socket per worker (SO_REUSEPORT), so keep-alive clients spread over the workers
+    # One listening socket per worker (SO_REUSEPORT), so keep-alive clients spread over the workers.
     sockets = worker_sockets(args.host, args.port) if hasattr(socket, "SO_REUSEPORT") else [config.bind_socket()]
+    # The supervisor even for one worker: it replaces a worker that dies.
     Multiprocess(config, sockets=sockets).run()
     return 0
