@@ -74,12 +74,17 @@ DEFAULT_OPEN_TIMEOUT = 10.0  # seconds to wait for a shard another process has o
 # search from 0.989 (the engine's default) to 0.991 for +1 ms p95; a search asking for more results
 # than this widens the beam to its limit anyway
 DEFAULT_HNSW_EF = 128
-HNSW_M = 16  # links per node, Qdrant's default
 HNSW_FULL_SCAN_KB = 10_000  # below this many KB of vectors a segment is searched exactly, as in Qdrant
-# Candidates per node while building the graph. Qdrant's default, 100, left dense search 0.009
-# nDCG@10 below exact search at 100k chunks (SciFact plus distractors); 256 closes that gap
-# (recall@10 0.991 -> 0.997) for 20% more build time (116 s -> 141 s per 100k chunks).
-DEFAULT_EF_CONSTRUCT = 256
+# The HNSW graph (links per node m, build beam ef_construct) by the size of the base, measured on
+# SciFact plus distractors against exact search. Qdrant's default, m=16 with ef_construct=100, left
+# dense search 0.009 nDCG@10 below exact search at 100k chunks; ef_construct=256 closes that gap
+# (recall@10 0.991 -> 0.997) for 20% more build time. At 200k chunks that graph loses 0.007 more
+# nDCG@10 than exact search (dense), and a search beam of 512 only halves it; m=32 with
+# ef_construct=512 matches exact search there at the default beam, for about twice the build time
+# per chunk, so only bases past LARGE_BASE_CHUNKS pay for it (the 100k build stays under 3 minutes).
+SMALL_GRAPH = (16, 256)
+LARGE_GRAPH = (32, 512)
+LARGE_BASE_CHUNKS = 150_000
 PAGE = 1024
 
 
@@ -87,13 +92,26 @@ def is_edge_folder(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / STATE_FILE).is_file()
 
 
+def graph_for(chunks: int) -> tuple[int, int]:
+    """The HNSW graph ``(m, ef_construct)`` a base of ``chunks`` points is built with.
+
+    >>> graph_for(100_000)
+    (16, 256)
+    >>> graph_for(200_000)
+    (32, 512)
+    """
+    return LARGE_GRAPH if chunks > LARGE_BASE_CHUNKS else SMALL_GRAPH
+
+
 class EdgeStore:
     """A :class:`~ctxopt.stores.base.VectorStore` on Qdrant Edge shards in the folder ``path``.
 
     ``path=None`` makes a temporary folder that :meth:`close` (or the end of the process) removes:
     a throwaway base with Edge's speed. ``hnsw_ef`` is the dense search beam (None: the engine's
-    default; wider finds more of the exact neighbours, a little slower) and ``ef_construct`` the
-    graph's build beam (higher: a better graph, a slower build); ``lock_timeout`` bounds
+    default; wider finds more of the exact neighbours, a little slower). ``m`` (links per node) and
+    ``ef_construct`` (build beam) shape the HNSW graph: higher builds a better graph, slower; None
+    (the default) chooses by the size of the version when it is sealed (:func:`graph_for`), as
+    measured for accuracy against exact search. ``lock_timeout`` bounds
     how long an ingest waits for another one into the same base; ``open_timeout`` how long to
     wait for a shard another process has open. ``timeout`` is accepted for symmetry with
     :class:`~ctxopt.stores.qdrant.QdrantStore` and ignored: Edge answers in this process, with no
@@ -101,12 +119,13 @@ class EdgeStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, hnsw_ef: int | None = DEFAULT_HNSW_EF,
-                 ef_construct: int = DEFAULT_EF_CONSTRUCT,
+                 m: int | None = None, ef_construct: int | None = None,
                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT, open_timeout: float = DEFAULT_OPEN_TIMEOUT,
                  timeout: float | None = None) -> None:
         self.temporary = path is None
         self.path = Path(tempfile.mkdtemp(prefix="ctxopt-edge-") if path is None else path).absolute()
         self.hnsw_ef = hnsw_ef
+        self.m = m
         self.ef_construct = ef_construct
         self.lock_timeout = lock_timeout
         self.open_timeout = open_timeout
@@ -255,18 +274,7 @@ class EdgeStore:
 
     def create_collection(self, name: str, *, dim: int, metadata: Mapping[str, Any]) -> None:
         """A new collection for ``dim``-dimensional vectors; ``metadata`` must hold BM25's ``avgdl``."""
-        from qdrant_edge import (
-            Distance,
-            EdgeConfig,
-            EdgeShard,
-            EdgeSparseVectorParams,
-            EdgeVectorParams,
-            HnswIndexConfig,
-            KeywordIndexParams,
-            Modifier,
-            PayloadSchemaType,
-            UpdateOperation,
-        )
+        from qdrant_edge import EdgeShard, KeywordIndexParams, PayloadSchemaType, UpdateOperation
 
         if name in self._read_state()["collections"]:
             raise CollectionExistsError(f"collection {name!r} already exists in the Edge store at {self.path}")
@@ -274,12 +282,8 @@ class EdgeStore:
         if folder.exists():  # a folder the state never listed: left by a create that was killed
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        config = EdgeConfig(vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
-                            sparse_vectors={KEYWORD: EdgeSparseVectorParams(modifier=Modifier.Idf)},
-                            hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=self.ef_construct,
-                                                        full_scan_threshold=HNSW_FULL_SCAN_KB))
         try:
-            shard = EdgeShard.create(str(folder), config)
+            shard = EdgeShard.create(str(folder), self._config(dim, self._graph(0)))
             for field in INDEXED_FIELDS:
                 schema = KeywordIndexParams(is_tenant=True) if field == TENANT_FIELD else PayloadSchemaType.Keyword
                 shard.update(UpdateOperation.create_field_index(field, schema))
@@ -293,6 +297,27 @@ class EdgeStore:
             if name in state["collections"]:  # another process created it meanwhile
                 raise CollectionExistsError(f"collection {name!r} already exists in the Edge store at {self.path}")
             state["collections"][name] = {"dim": int(dim), "metadata": dict(metadata)}
+
+    def _graph(self, chunks: int) -> tuple[int, int]:
+        m, ef_construct = graph_for(chunks)
+        return self.m or m, self.ef_construct or ef_construct
+
+    @staticmethod
+    def _config(dim: int, graph: tuple[int, int]):
+        from qdrant_edge import (
+            Distance,
+            EdgeConfig,
+            EdgeSparseVectorParams,
+            EdgeVectorParams,
+            HnswIndexConfig,
+            Modifier,
+        )
+
+        m, ef_construct = graph
+        return EdgeConfig(vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
+                          sparse_vectors={KEYWORD: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+                          hnsw_config=HnswIndexConfig(m=m, ef_construct=ef_construct,
+                                                      full_scan_threshold=HNSW_FULL_SCAN_KB))
 
     def drop_collection(self, name: str) -> None:
         with self._changing_state() as state:
@@ -425,14 +450,33 @@ class EdgeStore:
                 raise self._error(exc, "delete points from", name) from exc
 
     def seal(self, collection: str) -> None:
-        """Build the HNSW index and merge segments (Edge optimises only when asked), then flush."""
+        """Build the HNSW index and merge segments (Edge optimises only when asked), then flush.
+
+        The graph is chosen here, now that the version's size is known (:func:`graph_for`): when it
+        differs from the one the shard was created with, the shard reopens with the new graph
+        settings before the index is built. Nobody searches a version before it is sealed.
+        """
         name = self._resolve(collection)
+        graph = self._graph(self.count(name))
+        if graph != self._graph(0):
+            self._regraph(name, graph)
         with self._using(name) as shard:
             try:
                 shard.optimize()
                 shard.flush()
             except Exception as exc:
                 raise self._error(exc, "optimise", name) from exc
+
+    def _regraph(self, name: str, graph: tuple[int, int]) -> None:
+        from qdrant_edge import EdgeShard
+
+        dim = int(self._read_state()["collections"][name]["dim"])
+        self._close_shards([name])
+        with self._opening:
+            try:  # Edge checks the new settings against the shard's and writes them to its config
+                self._shards[name] = EdgeShard.load(str(self._shard_dir(name)), self._config(dim, graph))
+            except Exception as exc:
+                raise self._error(exc, f"set the HNSW graph (m, ef_construct) {graph} of", name) from exc
 
     def scroll(self, collection: str, *, with_vectors: bool = False, fields: Sequence[str] | None = None,
                ) -> Iterator[tuple[Mapping[str, Any], list[float] | None]]:

@@ -100,3 +100,39 @@ def test_a_shard_another_process_holds_open_is_a_clear_store_error_after_the_ope
         holder.wait()
     assert [h.doc_id for h in EdgeStore(tmp_path / "kb").search("kb", vector=None, text="moons", mode="keyword")] \
         == ["d0"]  # and the shard opens once the other process is gone
+
+
+def graph_on_disk(store: EdgeStore, collection: str) -> tuple[int, int]:
+    """The HNSW settings the engine builds the version's index with (its own config file)."""
+    config = json.loads((store.path / "shards" / collection / "edge_config.json").read_text())["hnsw_config"]
+    return config["m"], config["ef_construct"]
+
+
+def test_the_hnsw_graph_is_chosen_by_the_size_of_the_version_when_it_is_sealed(tmp_path, monkeypatch):
+    import ctxopt.stores.edge as edge
+
+    small = EdgeStore(tmp_path / "small")
+    fill(small)
+    assert graph_on_disk(small, "kb__v1") == edge.SMALL_GRAPH
+    monkeypatch.setattr(edge, "LARGE_BASE_CHUNKS", 1)  # two chunks are now a large base
+    large = EdgeStore(tmp_path / "large")
+    fill(large)
+    assert graph_on_disk(large, "kb__v1") == edge.LARGE_GRAPH != edge.SMALL_GRAPH
+    vector = EMB.embed(["moons of Mars"])[0]
+    hits = [h.chunk_id for h in large.search("kb", vector=vector, text="moons of Mars", mode="hybrid")]
+    large.close()
+    reopened = EdgeStore(tmp_path / "large")
+    assert [h.chunk_id for h in reopened.search("kb", vector=vector, text="moons of Mars", mode="hybrid")] == hits
+    assert hits[0] == "d0#0"
+    reopened.close()
+    small.close()
+
+
+def test_a_graph_given_to_the_store_is_kept_whatever_the_size(tmp_path, monkeypatch):
+    import ctxopt.stores.edge as edge
+
+    monkeypatch.setattr(edge, "LARGE_BASE_CHUNKS", 1)
+    store = EdgeStore(tmp_path / "kb", m=24, ef_construct=300)
+    fill(store)
+    assert graph_on_disk(store, "kb__v1") == (24, 300)
+    store.close()
