@@ -129,7 +129,8 @@ async def warm(url: str, bodies: list[bytes], concurrency: int) -> int:
 
 async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
     """An open loop at ``rate``; a third of the way in one worker gets SIGKILL. Counts what failed
-    and how, and whether the supervisor brought the worker count back."""
+    and how (an HTTP 5xx with a JSON error, or a connection error), and whether the worker count
+    came back."""
     import signal
 
     import httpx
@@ -145,7 +146,19 @@ async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float,
     deadline = time.monotonic() + 30
     while len(server.worker_pids() - {victim}) < len(before) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-    return stats | {"workers_before": len(before), "replaced": len(server.worker_pids() - {victim}) >= len(before)}
+    return stats | failure_kinds(stats["failures"]) | {
+        "workers_before": len(before), "replaced": len(server.worker_pids() - {victim}) >= len(before)}
+
+
+def failure_kinds(failures: dict[str, int]) -> dict[str, Any]:
+    """How many failures were a clean 5xx (a status and a JSON error) and how many a connection error.
+
+    >>> failure_kinds({"HTTP 502 worker_lost": 2, "ReadError": 1})
+    {'clean_5xx': 2, 'connection_errors': 1, 'all_failures_clean_5xx': False}
+    """
+    clean = sum(n for kind, n in failures.items() if kind.startswith("HTTP 5") and not kind.endswith("no JSON error"))
+    broken = sum(n for kind, n in failures.items() if not kind.startswith("HTTP "))
+    return {"clean_5xx": clean, "connection_errors": broken, "all_failures_clean_5xx": clean == sum(failures.values())}
 
 
 def _headers() -> dict[str, str]:
@@ -268,6 +281,8 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                      "p99_ratio_at_2x_peak": p99_ratio, "p99_within_3x": p99_ratio <= 3.0,
                      "error_rate_at_2x_peak": at_2x_peak["error_rate"],
                      "chaos_kill_failed_requests": chaos["errors"], "chaos_worker_replaced": chaos["replaced"],
+                     "chaos_kill_failures_clean_5xx": chaos["all_failures_clean_5xx"],
+                     "chaos_kill_connection_errors": chaos["connection_errors"],
                      "chaos_redis_counts_agree": phases["redis_stopped"]["counts_agree"],
                      "chaos_redis_errors": phases["redis_stopped"]["errors"],
                      "chaos_upstream_failures_clean_5xx": phases["upstream_failing"]["all_failures_clean_5xx"]},
