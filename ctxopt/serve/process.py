@@ -72,6 +72,14 @@ class ServerProcess:
                 continue  # gone since the listing
         return workers
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the main process has used: the front, or uvicorn's supervisor (Linux)."""
+        if self.process is None:
+            return 0.0
+        with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         """Resident memory of the front (or supervisor) and its workers, in MB (Linux)."""
         total = 0
