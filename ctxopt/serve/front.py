@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -196,8 +197,6 @@ async def _answer(send: Send, status: int, error: dict[str, Any], state: dict[st
 def run(*, host: str, port: int, workers: int, log_level: str, max_body_bytes: int) -> None:
     """Serve on ``host:port`` with ``workers`` worker processes behind the front, until SIGTERM or SIGINT:
     then stop accepting, let requests in flight finish (up to 10 s), and stop the workers."""
-    import os
-
     import uvicorn
 
     folder = Path(tempfile.mkdtemp(prefix="ctxopt-workers-"))  # mode 0700: only this user reaches the workers

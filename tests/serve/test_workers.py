@@ -138,6 +138,25 @@ def test_a_worker_killed_mid_stream_ends_the_stream_with_the_providers_error_eve
     assert error["error"]["type"] == "worker_lost"
 
 
+def test_a_client_that_leaves_mid_stream_frees_its_worker(servers, provider):
+    """The front closes its connection to the worker (which stops relaying the provider's stream), and
+    stops counting the request against that worker."""
+    server = started(servers(base_config(provider), workers=2), 2)
+    hold = threading.Event()
+    provider.hold = hold
+    try:
+        with httpx.stream("POST", f"{server.url}/v1/messages", headers=ANTHROPIC, timeout=30,  # no upstream timeout
+                          json={"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+                                "messages": [{"role": "user", "content": "hi"}]}) as answer:
+            next(answer.iter_raw())
+            busy = (server.worker_pids() - {idle_worker(server)}).pop()
+        # Gone: requests go to both workers again, as soon as the front has let go of the stream.
+        until(lambda: {httpx.get(f"{server.url}/healthz").json()["pid"] for _ in range(2)} == server.worker_pids(), 10)
+    finally:
+        hold.set()
+    assert busy in server.worker_pids()
+
+
 def test_sigterm_finishes_the_requests_in_flight_and_leaves_no_worker_behind(servers, provider):
     server = started(servers(base_config(provider), workers=2), 2)
     workers = server.worker_pids()
