@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from ctxopt.serve.errors import provider_error, sse_error
 from ctxopt.serve.metrics import ERRORS, MULTIPROC_ENV
 from ctxopt.serve.workers import Worker, Workers
 
@@ -46,21 +47,6 @@ HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"
        b"proxy-authenticate", b"proxy-authorization"}
 WORKER_LOST = ("ctxopt's worker process exited while handling this request; it was not retried because the "
                "provider may already have been called. Retry it if a second call is safe.")
-
-
-def provider_error(path: str, kind: str, message: str) -> dict[str, Any]:
-    """An error body in the shape of the provider whose route ``path`` is."""
-    if path.rstrip("/").endswith("/messages"):
-        return {"type": "error", "error": {"type": kind, "message": message}}
-    return {"error": {"type": kind, "message": message, "code": kind}}
-
-
-def sse_error(path: str, kind: str, message: str) -> bytes:
-    """The SSE event that ends a broken stream; a blank line first ends any event cut in half."""
-    data = json.dumps(provider_error(path, kind, message))
-    if path.rstrip("/").endswith("/messages"):
-        return f"\n\nevent: error\ndata: {data}\n\n".encode()
-    return f"\n\ndata: {data}\n\n".encode()
 
 
 class Front:
