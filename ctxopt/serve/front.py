@@ -138,7 +138,9 @@ class Front:
                                                       content=body)
                 try:
                     answer = await worker.client.send(request, stream=True)
-                except (httpx.ConnectError, httpx.ConnectTimeout):
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    ERRORS.labels("worker_unreachable").inc()
+                    self.workers.unreachable(worker, exc)
                     continue  # nothing reached that worker: another one may take it
                 except httpx.TransportError:
                     ERRORS.labels("worker_lost").inc()

@@ -97,6 +97,19 @@ class Workers:
         start = next(self._turn) % len(ready)
         return min(ready[start:] + ready[:start], key=lambda w: w.in_flight)
 
+    def unreachable(self, worker: Worker, error: Exception) -> None:
+        """The front could not connect to ``worker``. Alive without a listening socket (its file deleted,
+        by a temp folder cleaner say), it would never take a new connection again: it finishes what
+        it has (SIGTERM) and a replacement takes its place. A worker that has died is left to its
+        sentinel, a merely slow one (connect timeout) is left alone."""
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, OSError):  # httpx's error, from httpcore's, from the OS's
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, (FileNotFoundError, ConnectionRefusedError)) and worker.ready and worker.process.is_alive():
+            log.warning("ctxopt serve: worker %s no longer takes connections (%s); replacing it", worker.pid, error)
+            worker.ready = False
+            worker.process.terminate()
+
     async def start(self) -> None:
         """Start every worker and return once all answer; a worker that exits first fails the start."""
         workers = [self._spawn() for _ in range(self.count)]

@@ -100,6 +100,31 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(servers, pro
     assert victim not in served and served == server.worker_pids()  # the replacement takes requests
 
 
+def listening_path(pid: int) -> str:
+    """The Unix socket a worker listens on (Linux: its socket inodes, looked up in /proc/net/unix)."""
+    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+              if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    with open("/proc/net/unix", encoding="utf-8") as table:
+        paths = [fields[7] for fields in (line.split() for line in table) if len(fields) > 7 and fields[6] in inodes]
+    return next(path for path in paths if ".sock" in path)
+
+
+def test_a_request_that_cannot_reach_a_worker_goes_to_another_and_that_worker_is_replaced(servers, provider):
+    """Nothing reached the worker, so sending the request elsewhere is safe. With its socket file
+    deleted (as a temp folder cleaner might), a live worker takes no new connection: deterministic."""
+    server = started(servers(base_config(provider), workers=2), 2)
+    unreachable = idle_worker(server)
+    os.unlink(listening_path(unreachable))
+    slow = {**SMALL, "user": "slow:0.5"}  # at once, so new connections to that worker are needed
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: httpx.post(f"{server.url}/v1/chat/completions", json=slow,
+                                                     headers=auth("acme"), timeout=30), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert metric(httpx.get(f"{server.url}/metrics").text, "ctxopt_errors_total", cause="worker_unreachable") >= 1
+    until(lambda: unreachable not in server.worker_pids() and len(server.worker_pids()) == 2)  # replaced
+    until(lambda: {httpx.get(f"{server.url}/healthz").json()["pid"] for _ in range(2)} == server.worker_pids())
+
+
 def test_with_one_worker_a_dead_worker_means_503_with_retry_after_until_it_is_replaced(servers, provider):
     server = started(servers(base_config(provider), workers=1), 1)
     victim = idle_worker(server)
