@@ -182,7 +182,8 @@ def test_a_client_that_leaves_mid_stream_frees_its_worker(servers, provider):
     assert busy in server.worker_pids()
 
 
-def test_sigterm_finishes_the_requests_in_flight_and_leaves_no_worker_behind(servers, provider):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_finishes_the_requests_in_flight_and_leaves_no_worker_behind(servers, provider, stop):
     server = started(servers(base_config(provider), workers=2), 2)
     workers = server.worker_pids()
     assert server.process is not None
@@ -190,7 +191,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_leaves_no_worker_behind(ser
         slow = pool.submit(httpx.post, f"{server.url}/v1/chat/completions", json={**SMALL, "user": "slow:1"},
                            headers=auth("acme"), timeout=30)
         until(lambda: len(provider.received) == 1)
-        server.process.send_signal(signal.SIGTERM)  # the front alone, as a service manager would
+        server.process.send_signal(stop)  # the front alone, as a service manager would
         assert slow.result().status_code == 200
     server.process.wait(timeout=30)
     assert not any(alive(pid) for pid in workers)
