@@ -32,6 +32,9 @@ WORKER_KEEP_ALIVE = 300
 FRONT_KEEP_ALIVE = 60.0
 START_SECONDS = 120.0  # a worker imports the pipeline's libraries before it answers
 STOP_SECONDS = 12.0  # a worker's own graceful shutdown is 10 s
+# Seconds before a replacement, by how many in a row exited before they answered: a broken
+# environment must not spin.
+BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def serve_worker(path: str, log_level: str, parent: int) -> None:
@@ -59,6 +62,7 @@ class Worker:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=FRONT_KEEP_ALIVE))
         self.in_flight = 0
         self.ready = False  # answers /healthz and takes requests
+        self.answered = False  # has been ready once
         self.dead = False
 
     @property
@@ -86,6 +90,7 @@ class Workers:
         self._turn = itertools.count()
         self._replacing: set[asyncio.Task[None]] = set()
         self._running = False  # replacing dead workers: from a complete start until stop
+        self._failed_starts = 0  # replacements in a row that exited before they answered
         self._stopped = False
         self.on_death: Callable[[int], None] = lambda pid: None  # hears each dead worker's pid
 
@@ -161,6 +166,7 @@ class Workers:
         worker.process.join()
         worker.ready, worker.dead = False, True
         self.workers.remove(worker)
+        self._failed_starts += not worker.answered
         if worker.in_flight == 0:
             asyncio.get_running_loop().create_task(worker.client.aclose())
         with contextlib.suppress(OSError):
@@ -175,25 +181,21 @@ class Workers:
         task.add_done_callback(self._replacing.discard)
 
     async def _replace(self) -> None:
-        # A replacement that exits before it answers is retried, at growing intervals (a broken
-        # environment must not spin).
-        for pause in itertools.chain((0.0, 0.5, 1.0, 2.0, 5.0), itertools.repeat(10.0)):
-            await asyncio.sleep(pause)
-            if self._stopped or self.stopping():
-                return
-            worker = self._spawn()
-            if await self._until_ready(worker, START_SECONDS):
-                return
-            if not worker.dead:  # alive but silent for START_SECONDS: it will not answer
-                worker.process.kill()
-                return  # its death starts the next replacement
+        await asyncio.sleep(BACKOFF[min(self._failed_starts, len(BACKOFF) - 1)])
+        if self._stopped or self.stopping():
+            return
+        worker = self._spawn()
+        if not await self._until_ready(worker, START_SECONDS) and not worker.dead:
+            worker.process.kill()  # alive but silent for START_SECONDS: its death starts the next replacement
 
     async def _until_ready(self, worker: Worker, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while not worker.dead and not self._stopped and time.monotonic() < deadline:
             try:
                 if (await worker.client.get("/healthz", timeout=2.0)).status_code == 200:
-                    worker.ready = not worker.dead
+                    worker.ready = worker.answered = not worker.dead
+                    if worker.ready:
+                        self._failed_starts = 0
                     return worker.ready
             except httpx.TransportError:
                 pass

@@ -125,6 +125,20 @@ def test_a_request_that_cannot_reach_a_worker_goes_to_another_and_that_worker_is
     until(lambda: {httpx.get(f"{server.url}/healthz").json()["pid"] for _ in range(2)} == server.worker_pids())
 
 
+def test_replacements_that_cannot_start_are_retried_one_at_a_time_while_the_others_serve(servers, provider):
+    server = started(servers(base_config(provider), workers=2), 2)
+    good = server.config.read_text(encoding="utf-8")
+    server.config.write_text("tiers = [", encoding="utf-8")  # what a replacement reads: it cannot start
+    victim = idle_worker(server)
+    os.kill(victim, signal.SIGKILL)
+    until(lambda: server.log.read_text(errors="replace").count("exited") >= 3)  # the victim, then 2 replacements
+    assert len(server.worker_pids()) <= 2  # one replacement at a time, never a growing crowd
+    assert httpx.post(f"{server.url}/v1/chat/completions", json=SMALL, headers=auth("acme")).status_code == 200
+    server.config.write_text(good, encoding="utf-8")
+    until(lambda: {httpx.get(f"{server.url}/healthz").json()["pid"] for _ in range(2)} == server.worker_pids()
+          and len(server.worker_pids()) == 2)
+
+
 def test_with_one_worker_a_dead_worker_means_503_with_retry_after_until_it_is_replaced(servers, provider):
     server = started(servers(base_config(provider), workers=1), 1)
     victim = idle_worker(server)
