@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from serving import auth, base_config, metric
+from serving import KEYS, auth, base_config, metric
 
 from ctxopt.serve.process import ServerProcess
 
@@ -194,6 +194,42 @@ def test_a_client_that_leaves_mid_stream_frees_its_worker(servers, provider):
     finally:
         hold.set()
     assert busy in server.worker_pids()
+
+
+def test_the_openai_and_anthropic_sdks_read_a_lost_worker_as_their_own_api_errors(servers, provider):
+    """What an agent sees: Anthropic's SDK raises its 5xx error with the worker_lost body; OpenAI's
+    raises APIError from the stream's error event, not a silently short answer."""
+    anthropic = pytest.importorskip("anthropic")
+    openai = pytest.importorskip("openai")
+    server = started(servers(base_config(provider), workers=2), 2)
+
+    def kill_the_busy_worker() -> None:
+        until(lambda: len(provider.received) == 1)
+        os.kill((server.worker_pids() - {idle_worker(server)}).pop(), signal.SIGKILL)
+
+    claude = anthropic.Anthropic(base_url=server.url, api_key=KEYS["acme"], max_retries=0)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(kill_the_busy_worker)
+        with pytest.raises(anthropic.InternalServerError) as lost:
+            claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, extra_body={"user": "slow:20"},
+                                   messages=[{"role": "user", "content": "hi"}])
+    assert lost.value.status_code == 502 and lost.value.body["error"]["type"] == "worker_lost"
+
+    until(lambda: {httpx.get(f"{server.url}/healthz").json()["pid"] for _ in range(2)} == server.worker_pids()
+          and len(server.worker_pids()) == 2)  # replaced
+    provider.received.clear()
+    hold = threading.Event()
+    provider.hold = hold
+    gpt = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS["acme"], max_retries=0)
+    try:
+        stream = gpt.chat.completions.create(model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}])
+        next(iter(stream))  # the first event arrived
+        kill_the_busy_worker()
+        with pytest.raises(openai.APIError) as broken:
+            list(stream)
+    finally:
+        hold.set()
+    assert broken.value.body["type"] == "worker_lost"
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
