@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -36,6 +37,8 @@ import httpx
 from ctxopt.serve.errors import provider_error, sse_error
 from ctxopt.serve.metrics import ERRORS, MULTIPROC_ENV
 from ctxopt.serve.workers import Worker, Workers
+
+log = logging.getLogger("ctxopt.serve")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -163,7 +166,9 @@ class Front:
         except httpx.TransportError:
             ERRORS.labels("worker_lost").inc()
             if not answer.headers.get("content-type", "").startswith("text/event-stream"):
-                raise  # cut short: uvicorn closes the connection, so the client cannot mistake it for whole
+                log.warning("ctxopt serve: a worker exited half way through its answer to %s; the client's "
+                            "connection is closed", path)
+                return  # unfinished, so uvicorn closes the connection: the client cannot mistake it for whole
             state["done"] = True
             await send({"type": "http.response.body", "body": sse_error(path, "worker_lost", WORKER_LOST)})
             return
