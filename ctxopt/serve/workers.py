@@ -16,6 +16,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
@@ -141,6 +142,8 @@ class Workers:
         self.kill()
         for worker in self.workers:
             await worker.client.aclose()
+        # Here, not after uvicorn returns: a server stopped by a signal re-raises it and exits at once.
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL every worker still running and reap them all (the last resort of a shutdown)."""

@@ -236,6 +236,7 @@ def test_the_openai_and_anthropic_sdks_read_a_lost_worker_as_their_own_api_error
 def test_sigterm_or_sigint_finishes_the_requests_in_flight_and_leaves_no_worker_behind(servers, provider, stop):
     server = started(servers(base_config(provider), workers=2), 2)
     workers = server.worker_pids()
+    sockets = os.path.dirname(listening_path(min(workers)))
     assert server.process is not None
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(httpx.post, f"{server.url}/v1/chat/completions", json={**SMALL, "user": "slow:1"},
@@ -245,6 +246,7 @@ def test_sigterm_or_sigint_finishes_the_requests_in_flight_and_leaves_no_worker_
         assert slow.result().status_code == 200
     server.process.wait(timeout=30)
     assert not any(alive(pid) for pid in workers)
+    assert not os.path.exists(sockets)  # the workers' private folder is removed
 
 
 def test_a_sigkilled_front_leaves_no_worker_behind(servers, provider):
