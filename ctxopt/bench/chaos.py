@@ -9,6 +9,8 @@ with something broken for part of it, then a check that the server recovered:
 - :func:`upstream_outage`: the loopback provider fails a share of requests in the middle third. Every
   failed client request must be a clean 5xx with a JSON error (never a reset connection), and the
   circuit breakers' changes are counted from ``/metrics``.
+- :func:`ctxopt.bench.serve.kill_a_worker`: a worker gets SIGKILL a third of the way in. The requests
+  it held must fail as a clean 5xx (the front's 502 ``worker_lost``), never as connection errors.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ async def upstream_outage(server_url: str, url: str, bodies: list[bytes], rate: 
     """An open loop at ``rate`` whose upstream fails ``failure_rate`` of its requests in the middle
     third. Reports how many client requests failed and how, whether every failure was a clean 5xx with
     a JSON error, the circuit breakers' changes (from ``/metrics``) and whether requests succeed again."""
-    from ctxopt.bench.serve import open_loop
+    from ctxopt.bench.serve import failure_kinds, open_loop
 
     opened, closed = await _metric(server_url, CIRCUIT, "state", "open"), await _metric(server_url, CIRCUIT, "state", "closed")
     received = len(provider.received)
@@ -136,8 +138,7 @@ async def upstream_outage(server_url: str, url: str, bodies: list[bytes], rate: 
     extra, recovered, _ = await _until(url, bodies, headers, [], lambda: False, lambda: 0.0, stop_on_success=True)
     opened_after = await _metric(server_url, CIRCUIT, "state", "open")
     closed_after = await _metric(server_url, CIRCUIT, "state", "closed")
-    clean = all(kind.startswith("HTTP 5") and not kind.endswith("no JSON error") for kind in stats["failures"])
-    return stats | {"failure_rate": failure_rate, "upstream_requests": injected, "all_failures_clean_5xx": clean,
+    return stats | failure_kinds(stats["failures"]) | {"failure_rate": failure_rate, "upstream_requests": injected,
                     "circuit_opened": opened_after - opened, "circuit_closed": closed_after - closed,
                     "requests_to_recover": extra, "recovered": recovered}
 
@@ -240,10 +241,12 @@ def notes(results: dict[str, Any]) -> list[str]:
         f"(one breaker per worker); {upstream['upstream_requests']} requests reached the provider.",
         f"Chaos, worker killed: one of {killed['workers_before']} workers got SIGKILL a third into an open loop at "
         f"{killed['rate_rps']} req/s: {killed['errors']} of {killed['requests']} requests failed "
-        f"({killed['failures'] or 'none'}); the supervisor "
-        f"{'replaced the worker' if killed['replaced'] else 'had not replaced the worker within 30 s'}. A killed "
-        "worker's open connections are reset by the kernel, so its in-flight requests fail as connection errors, "
-        "not HTTP 5xx.",
+        f"({killed['failures'] or 'none'}; {killed['clean_5xx']} as a 5xx with a JSON error, "
+        f"{killed['connection_errors']} as connection errors: "
+        f"{'clean 5xx, met' if killed['all_failures_clean_5xx'] else 'NOT all clean 5xx'}); the front "
+        f"{'replaced the worker' if killed['replaced'] else 'had not replaced the worker within 30 s'}. The "
+        "front holds the client connections: a request the worker held gets 502 worker_lost (not retried: the "
+        "provider may have been called), one that could not reach it goes to another worker.",
     ]
 
 

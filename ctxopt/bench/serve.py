@@ -129,7 +129,8 @@ async def warm(url: str, bodies: list[bytes], concurrency: int) -> int:
 
 async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
     """An open loop at ``rate``; a third of the way in one worker gets SIGKILL. Counts what failed
-    and how, and whether the supervisor brought the worker count back."""
+    and how (an HTTP 5xx with a JSON error, or a connection error), and whether the worker count
+    came back."""
     import signal
 
     import httpx
@@ -145,7 +146,19 @@ async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float,
     deadline = time.monotonic() + 30
     while len(server.worker_pids() - {victim}) < len(before) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-    return stats | {"workers_before": len(before), "replaced": len(server.worker_pids() - {victim}) >= len(before)}
+    return stats | failure_kinds(stats["failures"]) | {
+        "workers_before": len(before), "replaced": len(server.worker_pids() - {victim}) >= len(before)}
+
+
+def failure_kinds(failures: dict[str, int]) -> dict[str, Any]:
+    """How many failures were a clean 5xx (a status and a JSON error) and how many a connection error.
+
+    >>> failure_kinds({"HTTP 502 worker_lost": 2, "ReadError": 1})
+    {'clean_5xx': 2, 'connection_errors': 1, 'all_failures_clean_5xx': False}
+    """
+    clean = sum(n for kind, n in failures.items() if kind.startswith("HTTP 5") and not kind.endswith("no JSON error"))
+    broken = sum(n for kind, n in failures.items() if not kind.startswith("HTTP "))
+    return {"clean_5xx": clean, "connection_errors": broken, "all_failures_clean_5xx": clean == sum(failures.values())}
 
 
 def _headers() -> dict[str, str]:
@@ -225,12 +238,18 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
                 # Warm every worker (model, caches) on the whole request set, twice over for 2 workers
                 # so each worker sees most histories.
                 asyncio.run(warm(url, bodies * workers, WARM_CONNECTIONS * workers))
+                cpu = server.cpu_seconds()
                 capacity = asyncio.run(closed_loop(url, bodies, CLIENTS, seconds))
+                # The front's cost: its CPU per request relayed, and its share of one core while loaded.
+                front_cpu = server.cpu_seconds() - cpu
+                capacity |= {"front_cpu_ms_per_request": round(1000 * front_cpu / max(1, capacity["requests"]), 2),
+                             "front_core_share": round(front_cpu / capacity["seconds"], 3)}
                 unloaded = asyncio.run(closed_loop(url, bodies, 1, seconds / 2))
                 runs[workers] = {"workers": workers, "capacity": capacity, "unloaded": unloaded,
                                  "rss_mb": round(server.rss_mb(), 1)}
                 print(f"  {workers} worker(s): {capacity['throughput_rps']} req/s at {CLIENTS} in flight "
-                      f"(p99 {capacity['p99_ms']} ms); unloaded p99 {unloaded['p99_ms']} ms", flush=True)
+                      f"(p99 {capacity['p99_ms']} ms); unloaded p99 {unloaded['p99_ms']} ms; the front used "
+                      f"{capacity['front_cpu_ms_per_request']} ms CPU per request", flush=True)
         peak = runs[2]["capacity"]["throughput_rps"]
         with ServerProcess(config, workers=2, metrics_dir=Path(tmp) / "metrics-open", log=Path(tmp) / "serve-open.log") as server:
             url = f"{server.url}/v1/chat/completions"
@@ -264,10 +283,13 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         "headline": {"throughput_1_worker_rps": runs[1]["capacity"]["throughput_rps"],
                      "throughput_2_workers_rps": runs[2]["capacity"]["throughput_rps"],
                      "speedup_2_vs_1": speedup, "speedup_at_least_1_7": speedup >= 1.7,
+                     "front_cpu_ms_per_request": runs[2]["capacity"]["front_cpu_ms_per_request"],
                      "p99_at_2x_expected_peak_ms": at_2x_peak["p99_ms"], "unloaded_p99_ms": unloaded_2["p99_ms"],
                      "p99_ratio_at_2x_peak": p99_ratio, "p99_within_3x": p99_ratio <= 3.0,
                      "error_rate_at_2x_peak": at_2x_peak["error_rate"],
                      "chaos_kill_failed_requests": chaos["errors"], "chaos_worker_replaced": chaos["replaced"],
+                     "chaos_kill_failures_clean_5xx": chaos["all_failures_clean_5xx"],
+                     "chaos_kill_connection_errors": chaos["connection_errors"],
                      "chaos_redis_counts_agree": phases["redis_stopped"]["counts_agree"],
                      "chaos_redis_errors": phases["redis_stopped"]["errors"],
                      "chaos_upstream_failures_clean_5xx": phases["upstream_failing"]["all_failures_clean_5xx"]},
@@ -285,7 +307,9 @@ def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
         f"Workload: {len(bodies)} LoCoMo requests (history + question), tier pro, prune_history -> summarize -> fit, "
         f"forwarded to a loopback provider; {os.cpu_count()} cores shared with the load generator; {seconds:.0f} s per level.",
         f"Baseline: 1 worker. 2 workers give {speedup}x its throughput "
-        f"(target >= 1.7x: {'met' if speedup >= 1.7 else 'not met'}).",
+        f"(target >= 1.7x: {'met' if speedup >= 1.7 else 'not met'}), every request relayed by the front process, "
+        f"which used {runs[2]['capacity']['front_cpu_ms_per_request']} ms of CPU per request "
+        f"({runs[2]['capacity']['front_core_share']:.0%} of one core) at the 2-worker capacity.",
         f"Expected peak stated as {EXPECTED_PEAK:.0%} of the 2-worker capacity; at 2x that ({2 * EXPECTED_PEAK:.0%}, "
         f"{at_2x_peak['rate_rps']} req/s) p99 is {at_2x_peak['p99_ms']} ms, {p99_ratio}x the unloaded p99 "
         f"(target <= 3x: {'met' if p99_ratio <= 3 else 'not met'}), error rate {at_2x_peak['error_rate']:.2%}.",

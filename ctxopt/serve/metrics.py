@@ -28,7 +28,8 @@ TOKENS_AFTER = Counter("ctxopt_tokens_after", "Prompt tokens sent to the model a
 COST_SAVED = Counter("ctxopt_cost_saved_usd", "Dollars saved on input tokens at the pipeline's price", ["tenant"])
 CACHE = Counter("ctxopt_embedding_cache", "Embedding cache lookups by result (hit, miss)", ["result"])
 ERRORS = Counter("ctxopt_errors", "Failures by cause: auth, bad_request, overloaded, optimize, upstream_connect, "
-                 "upstream_timeout, budget_exceeded, request_cap, redis", ["cause"])
+                 "upstream_timeout, budget_exceeded, request_cap, redis; and from the front: worker_lost, "
+                 "worker_unreachable (retried on another worker), no_worker", ["cause"])
 ALERTS = Counter("ctxopt_budget_alerts", "Budget alerts fired (once per tenant, threshold and period)",
                  ["tenant", "threshold"])
 CIRCUIT = Counter("ctxopt_upstream_circuit", "Circuit breaker changes, by upstream and the state changed to "

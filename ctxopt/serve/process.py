@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -24,13 +24,14 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m ctxopt serve --config CONFIG`` on a free loopback port, in its own process group.
 
-    Metrics go to ``metrics_dir`` (created); stdout and stderr to ``log``.
+    Metrics go to ``metrics_dir`` (created); stdout and stderr to ``log``; ``args`` are added to the
+    command line (e.g. ``["--no-front"]``).
     """
 
     def __init__(self, config: Path, *, workers: int = 1, metrics_dir: Path, log: Path,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> None:
         self.config, self.workers, self.metrics_dir, self.log = config, workers, metrics_dir, log
-        self.env = dict(env or {})
+        self.env, self.args = dict(env or {}), list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -41,7 +42,7 @@ class ServerProcess:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ctxopt", "serve", "--config", str(self.config), "--port", str(self.port),
-                 "--workers", str(self.workers), "--log-level", "warning"],
+                 "--workers", str(self.workers), "--log-level", "warning", *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
@@ -55,8 +56,8 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def worker_pids(self) -> set[int]:
-        """The worker processes (Linux): the supervisor's spawned children, not multiprocessing's
-        resource tracker, which is a child too."""
+        """The worker processes (Linux): the front's (or the supervisor's) spawned children, not
+        multiprocessing's resource tracker, which is a child too."""
         if self.process is None:
             return set()
         with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children", encoding="ascii") as f:
@@ -71,8 +72,16 @@ class ServerProcess:
                 continue  # gone since the listing
         return workers
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the main process has used: the front, or uvicorn's supervisor (Linux)."""
+        if self.process is None:
+            return 0.0
+        with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
-        """Resident memory of the supervisor and its workers, in MB (Linux)."""
+        """Resident memory of the front (or supervisor) and its workers, in MB (Linux)."""
         total = 0
         if self.process is None:
             return 0.0

@@ -1,4 +1,7 @@
-"""The listening socket of ``ctxopt serve``: one per worker, on one port, where the kernel allows it.
+"""The listening socket of ``ctxopt serve --no-front``: one per worker, on one port, where the kernel allows it.
+
+(By default the front process listens and balances each request over the workers instead:
+:mod:`ctxopt.serve.front`.)
 
 With one socket shared by every worker (uvicorn's default), whichever worker is idle first accepts,
 and a client's keep-alive connection then stays with it: 8 pooled connections from one agent SDK

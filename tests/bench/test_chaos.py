@@ -43,3 +43,4 @@ def test_each_chaos_phase_breaks_something_and_the_server_recovers(tmp_path):
 
     killed = results["worker_killed"]
     assert killed["requests"] == 36 and killed["replaced"]
+    assert killed["connection_errors"] == 0 and killed["all_failures_clean_5xx"], killed["failures"]

@@ -71,13 +71,14 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def start_server(directory: Path, config: str, *, workers: int = 1, name: str = "serve") -> ServerProcess:
-    """``python -m ctxopt serve`` with ``config`` (TOML text), once a worker answers /healthz."""
+def start_server(directory: Path, config: str, *, workers: int = 1, name: str = "serve",
+                 args: tuple[str, ...] = ()) -> ServerProcess:
+    """``python -m ctxopt serve`` with ``config`` (TOML text) and ``args``, once it answers /healthz."""
     (directory / "tiers.toml").write_text(TIERS, encoding="utf-8")
     path = directory / f"{name}.toml"
     path.write_text(config, encoding="utf-8")
     server = ServerProcess(path, workers=workers, metrics_dir=directory / f"{name}-metrics", log=directory / f"{name}.log",
-                           env={"LOOPBACK_KEY": "sk-upstream-secret", "ACME_KEY": KEYS["acme"]})
+                           env={"LOOPBACK_KEY": "sk-upstream-secret", "ACME_KEY": KEYS["acme"]}, args=args)
     try:
         return server.start()
     except RuntimeError as exc:
