@@ -35,7 +35,7 @@ from ctxopt.serve import metrics
 from ctxopt.serve.breaker import Breaker
 from ctxopt.serve.budgets import SharedBudgets
 from ctxopt.serve.config import CONFIG_ENV, Budget, ServeConfig, Tenant, load_config
-from ctxopt.serve.errors import error_response
+from ctxopt.serve.errors import ErrorAnswer, error_response
 from ctxopt.serve.metering import metered
 from ctxopt.serve.optimizing import optimize_body, session_of
 from ctxopt.serve.tracing import OTEL_ENV, Tracing
@@ -147,6 +147,8 @@ class Server:
             finally:
                 self.in_flight -= 1
                 metrics.IN_FLIGHT.dec()
+        if isinstance(response, ErrorAnswer):
+            response = response.for_route(request.url.path)
         metrics.REQUESTS.labels(route, tenant, str(response.status_code)).inc()
         metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
         self.tracing.finish(span, response, cause, tenant)

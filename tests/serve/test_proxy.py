@@ -210,3 +210,16 @@ def test_optimize_returns_a_whole_anthropic_request_in_its_own_shape(server):
     assert fitted["system"] == sent["system"] and fitted["max_tokens"] == 64
     assert len(fitted["messages"]) < len(sent["messages"])
     assert fitted["messages"][-1] == sent["messages"][-1]
+
+
+def test_errors_take_the_shape_of_the_route_s_provider(server):
+    """Anthropic's SDK and clients expect {"type": "error", "error": {...}} from /v1/messages;
+    OpenAI's expect {"error": {...}}; both read error.type and error.message."""
+    anthropic = httpx.post(f"{server.url}/v1/messages", json={"model": "claude-3-5-haiku-latest", "max_tokens": 8,
+                                                               "messages": [{"role": "user", "content": "hi"}]})
+    openai = httpx.post(f"{server.url}/v1/chat/completions",
+                        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert anthropic.status_code == openai.status_code == 401
+    assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"] == "invalid_api_key"
+    assert "type" not in openai.json() and openai.json()["error"]["code"] == "invalid_api_key"
+    assert anthropic.headers["content-length"] == str(len(anthropic.content))
