@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import sys
 import tempfile
+from pathlib import Path
 
 from ctxopt.errors import ConfigError, InputError
 
@@ -47,9 +49,21 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("ctxopt serve needs --config SERVE.toml (tenants, keys and upstreams)")
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    # Every process (workers and front) writes its metrics into this folder, so /metrics shows them
-    # all; set before prometheus_client is imported, which fixes its storage then.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ctxopt-metrics-"))
+    # One private folder (mode 0700) per run: the workers' sockets and, unless PROMETHEUS_MULTIPROC_DIR
+    # names one, the metrics folder every process (workers and front) writes to, so /metrics shows
+    # them all. Set before prometheus_client is imported, which fixes its storage then. The server
+    # removes the folder when it stops.
+    run_folder = Path(tempfile.mkdtemp(prefix="ctxopt-serve-"))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        (run_folder / "metrics").mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(run_folder / "metrics")
+    try:
+        return _serve(args, run_folder)
+    finally:  # reached when uvicorn returns; a front stopped by a signal removes it before it re-raises
+        shutil.rmtree(run_folder, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, run_folder: Path) -> int:
     try:
         import uvicorn
         from uvicorn.supervisors import Multiprocess
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         from ctxopt.serve import front
 
         front.run(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
-                  max_body_bytes=config.max_body_bytes)
+                  max_body_bytes=config.max_body_bytes, folder=run_folder)
         return 0
     uvi = uvicorn.Config("ctxopt.serve.app:create_app", factory=True, host=args.host, port=args.port,
                          workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=10)

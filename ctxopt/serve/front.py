@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -187,12 +186,14 @@ async def _answer(send: Send, status: int, error: dict[str, Any], state: dict[st
     await send({"type": "http.response.body", "body": body})
 
 
-def run(*, host: str, port: int, workers: int, log_level: str, max_body_bytes: int) -> None:
+def run(*, host: str, port: int, workers: int, log_level: str, max_body_bytes: int, folder: Path) -> None:
     """Serve on ``host:port`` with ``workers`` worker processes behind the front, until SIGTERM or SIGINT:
-    then stop accepting, let requests in flight finish (up to 10 s), and stop the workers."""
+    then stop accepting, let requests in flight finish (up to 10 s), and stop the workers.
+
+    The workers' sockets go in ``folder``, which should be private (``tempfile.mkdtemp`` makes it
+    mode 0700: only this user reaches the workers); it is removed, whole, when the workers stop."""
     import uvicorn
 
-    folder = Path(tempfile.mkdtemp(prefix="ctxopt-workers-"))  # mode 0700: only this user reaches the workers
     pool = Workers(workers, folder, log_level=log_level)
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess

@@ -24,11 +24,12 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m ctxopt serve --config CONFIG`` on a free loopback port, in its own process group.
 
-    Metrics go to ``metrics_dir`` (created); stdout and stderr to ``log``; ``args`` are added to the
+    Metrics go to ``metrics_dir`` (created; None: the server's own folder, removed when it stops);
+    stdout and stderr to ``log``; ``args`` are added to the
     command line (e.g. ``["--no-front"]``).
     """
 
-    def __init__(self, config: Path, *, workers: int = 1, metrics_dir: Path, log: Path,
+    def __init__(self, config: Path, *, workers: int = 1, metrics_dir: Path | None, log: Path,
                  env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> None:
         self.config, self.workers, self.metrics_dir, self.log = config, workers, metrics_dir, log
         self.env, self.args = dict(env or {}), list(args)
@@ -37,8 +38,11 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        self.metrics_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
+        env = {**os.environ, **self.env}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if self.metrics_dir is not None:
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ctxopt", "serve", "--config", str(self.config), "--port", str(self.port),

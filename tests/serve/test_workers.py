@@ -283,3 +283,29 @@ def test_without_the_front_each_worker_listens_on_its_own_socket(servers, provid
     served = asyncio.run(burst(server.url))
     assert set(served) == server.worker_pids()
     assert min(served.values()) >= 16
+
+
+@pytest.mark.parametrize("front", [True, False], ids=["front", "no-front"])
+def test_a_server_left_to_make_its_own_metrics_folder_shares_it_and_removes_it_when_it_stops(
+        tmp_path, provider, front):
+    """Before, every run left a ctxopt-metrics-* folder in the temp folder. The folder is now part of
+    the run's private folder, which the server removes on SIGTERM, with or without the front."""
+    from serving import TIERS
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    (tmp_path / "tiers.toml").write_text(TIERS, encoding="utf-8")
+    config = tmp_path / "serve.toml"
+    config.write_text(base_config(provider), encoding="utf-8")
+    server = ServerProcess(config, workers=2, metrics_dir=None, log=tmp_path / "serve.log",
+                           env={"TMPDIR": str(temp), "LOOPBACK_KEY": "sk-upstream-secret", "ACME_KEY": KEYS["acme"]},
+                           args=() if front else ("--no-front",))
+    with server:
+        for _ in range(4):
+            assert httpx.post(f"{server.url}/v1/chat/completions", json=SMALL, headers=auth("acme"),
+                              timeout=30).status_code == 200
+        (run,) = list(temp.iterdir())
+        assert (run / "metrics").is_dir()
+        assert metric(httpx.get(f"{server.url}/metrics").text, "ctxopt_requests_total",
+                      route="chat_completions", tenant="acme", status="200") == 4  # every worker's counts
+    assert list(temp.iterdir()) == []
