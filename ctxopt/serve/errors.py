@@ -44,7 +44,7 @@ def provider_error(path: str, kind: str, message: str) -> dict[str, Any]:
     >>> provider_error("/v1/chat/completions", "worker_lost", "gone")["error"]["type"]
     'worker_lost'
     """
-    if path.rstrip("/").endswith("/messages"):
+    if _anthropic(path):
         return {"type": "error", "error": {"type": kind, "message": message}}
     return {"error": {"type": kind, "message": message, "code": kind}}
 
@@ -56,6 +56,10 @@ def sse_error(path: str, kind: str, message: str) -> bytes:
     b'event: error'
     """
     data = json.dumps(provider_error(path, kind, message))
-    if path.rstrip("/").endswith("/messages"):
+    if _anthropic(path):
         return f"\n\nevent: error\ndata: {data}\n\n".encode()
     return f"\n\ndata: {data}\n\n".encode()
+
+
+def _anthropic(path: str) -> bool:
+    return path.rstrip("/").endswith("/messages")

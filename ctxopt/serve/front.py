@@ -26,7 +26,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -191,7 +190,8 @@ def run(*, host: str, port: int, workers: int, log_level: str, max_body_bytes: i
     then stop accepting, let requests in flight finish (up to 10 s), and stop the workers.
 
     The workers' sockets go in ``folder``, which should be private (``tempfile.mkdtemp`` makes it
-    mode 0700: only this user reaches the workers); it is removed, whole, when the workers stop."""
+    mode 0700: only this user reaches the workers); the workers remove it, whole, when they stop
+    (its creator removes it too, for a server that never started them)."""
     import uvicorn
 
     pool = Workers(workers, folder, log_level=log_level)
@@ -205,7 +205,4 @@ def run(*, host: str, port: int, workers: int, log_level: str, max_body_bytes: i
                                            log_level=log_level, lifespan="on", timeout_graceful_shutdown=10,
                                            server_header=False, date_header=False))
     pool.stopping = lambda: server.should_exit
-    try:
-        server.run()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    server.run()
