@@ -25,7 +25,6 @@ OUT = Path("results/retrieval_scale/graphs")
 def build_and_search(size: int, m: int, ef_construct: int, beams: list[int]) -> dict:
     from ctxopt.bench import retrieval_scale as rs
     from ctxopt.bench.data import load_beir
-    from ctxopt.bench.distractors import distractors
     from ctxopt.bench.metrics import evaluate, percentile
     from ctxopt.bench.retrieval import CHUNK_TOKENS, OVERLAP, _docs
     from ctxopt.embed.base import get_embedder
@@ -38,7 +37,7 @@ def build_and_search(size: int, m: int, ef_construct: int, beams: list[int]) -> 
     scifact = [Document(id=d, title=r["title"], text=r["text"]) for d, r in corpus.items()]
     embedder = rs._embedder(get_embedder())
     vectors = dict(zip(queries, embedder.embed(list(queries.values()))))
-    docs = scifact + list(distractors(max(size - 5_490, 0)))
+    docs = rs.grown(scifact, size)
     work = Path(tempfile.mkdtemp(prefix="ctxopt-graphs-"))
     store = EdgeStore(work, m=m, ef_construct=ef_construct)
     kb = KnowledgeBase("scale", store=store, embedder=embedder, chunk_tokens=CHUNK_TOKENS, overlap=OVERLAP)

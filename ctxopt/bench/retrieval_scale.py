@@ -42,6 +42,16 @@ TARGETS = {"hybrid_p95_ms_at_100k": 10.0, "p95_ratio_100k_to_5k": 5.0, "ingest_1
            "hnsw_recall@10": 0.98}
 
 
+SCIFACT_CHUNKS = 5_490  # SciFact's chunk count at 512 tokens (results/retrieval); distractors are 1 chunk each
+
+
+def grown(scifact: list[Any], size: int) -> list[Any]:
+    """SciFact's documents and the distractors that grow them to about ``size`` chunks."""
+    from ctxopt.bench.distractors import distractors
+
+    return scifact + list(distractors(max(size - SCIFACT_CHUNKS, 0)))
+
+
 def _embedder(base):
     """The benchmark's cache: distractors in their own folder, SciFact's chunks from the retrieval
     benchmark's folder (so nothing SciFact is embedded twice)."""
@@ -160,7 +170,7 @@ def _measure(label: str, store, docs, embedder, queries, qrels, vectors, side, s
 
 def run(out_dir: Path, quick: bool = False, *, sizes: Sequence[int] | None = None) -> dict[str, Any]:
     """Build SciFact plus distractors at each size in Edge, query, and write results.json/.md/.png."""
-    from ctxopt.bench.distractors import distractors, real_count
+    from ctxopt.bench.distractors import real_count
     from ctxopt.embed.base import get_embedder
     from ctxopt.ingest.readers import Document
     from ctxopt.stores.edge import EdgeStore
@@ -178,7 +188,6 @@ def run(out_dir: Path, quick: bool = False, *, sizes: Sequence[int] | None = Non
     side = _side_queries(100 if quick else 300)
     side_vectors = dict(zip(side, embedder.embed(list(side.values()))))
     fusion = TUNED_FUSION
-    scifact_chunks = 5_490  # SciFact's chunk count at 512 tokens (results/retrieval); distractors are 1 chunk each
     rows = []
     work = Path(tempfile.mkdtemp(prefix="ctxopt-scale-"))
     try:
@@ -188,7 +197,7 @@ def run(out_dir: Path, quick: bool = False, *, sizes: Sequence[int] | None = Non
         rows.append(_measure("qdrant-client in memory", QdrantStore(), scifact, embedder, queries, qrels, vectors,
                              {}, {}, fusion, None))
         for n, size in enumerate(sizes or (QUICK_SIZES if quick else SIZES), start=1):
-            docs = scifact + list(distractors(max(size - scifact_chunks, 0)))
+            docs = grown(scifact, size)
             folder = work / f"s{n}"
             rows.append(_measure("edge", EdgeStore(folder), docs, embedder, queries, qrels, vectors, side,
                                  side_vectors, fusion, folder))
