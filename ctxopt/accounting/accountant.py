@@ -92,9 +92,10 @@ class Accountant:
         self._months: dict[str, MonthlyUse] = {}
 
     def __repr__(self) -> str:
-        tallies = self._groups()
-        where = "" if self.store is None else f", in {self.store!r}"
-        return f"Accountant({len(tallies)} keys, {sum(t.requests for t in tallies.values())} requests{where})"
+        if self.store is not None:  # no network call (nor its failure) for a repr
+            return f"Accountant(store={self.store!r})"
+        tallies = self.tallies()
+        return f"Accountant({len(tallies)} keys, {sum(t.requests for t in tallies.values())} requests)"
 
     def record(self, report: Report, *, tenant: str | None = None, agent: str | None = None,
                request_id: str | None = None) -> list[BudgetAlert]:
@@ -139,24 +140,15 @@ class Accountant:
     def usage(self, by: Sequence[str] = KEY_FIELDS, *, tenant: str | None = None) -> list[Usage]:
         """Usage rows grouped by the fields in ``by`` (others shown as ``"*"``), most requests first;
         ``tenant`` keeps only that tenant's requests."""
-        unknown = sorted(set(by) - set(KEY_FIELDS))
-        if unknown:
-            raise InputError(f"cannot group usage by {', '.join(unknown)}; choose from {', '.join(KEY_FIELDS)}")
-        groups: dict[tuple[str, str, str], list[Tally]] = {}
-        for key, tally in self._groups().items():
-            if tenant is None or key[0] == tenant:
-                tenant_, agent, tier = (v if f in by else ALL for f, v in zip(KEY_FIELDS, key))
-                groups.setdefault((tenant_, agent, tier), []).append(tally)
-        rows = [usage_of(key, tallies) for key, tallies in groups.items()]
-        return sorted(rows, key=lambda u: (-u.requests, u.tenant, u.agent, u.tier))
+        return usage_rows(self.tallies(), by, tenant=tenant)
 
     def total(self, *, tenant: str | None = None) -> Usage:
         """All requests (of ``tenant``, when given) summed into one row."""
-        rows = self.usage(by=(), tenant=tenant)
-        return rows[0] if rows else usage_of((ALL, ALL, ALL), [])
+        return total_row(self.tallies(), tenant=tenant)
 
-    def _groups(self) -> dict[tuple[str, str, str], Tally]:
-        """The tallies by (tenant, agent, tier): read from the store, or a copy of this process's."""
+    def tallies(self) -> dict[tuple[str, str, str], Tally]:
+        """The tallies by (tenant, agent, tier), read once: from the store, or a copy of this process's.
+        Rows and totals built from one read (:func:`usage_rows`, :func:`total_row`) agree."""
         if self.store is not None:
             return self.store.tallies()
         with self._lock:
@@ -186,7 +178,7 @@ class Accountant:
     # -- JSON ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        tallies = self._groups()
+        tallies = self.tallies()
         with self._lock:
             return {
                 "format": FORMAT,
@@ -253,3 +245,24 @@ def _label(value: str | None, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"{field} must be a non-empty str or None, got {value!r}")
     return value
+
+
+def usage_rows(tallies: Mapping[tuple[str, str, str], Tally], by: Sequence[str] = KEY_FIELDS, *,
+               tenant: str | None = None) -> list[Usage]:
+    """:meth:`Accountant.usage` over ``tallies`` (from :meth:`Accountant.tallies`)."""
+    unknown = sorted(set(by) - set(KEY_FIELDS))
+    if unknown:
+        raise InputError(f"cannot group usage by {', '.join(unknown)}; choose from {', '.join(KEY_FIELDS)}")
+    groups: dict[tuple[str, str, str], list[Tally]] = {}
+    for key, tally in tallies.items():
+        if tenant is None or key[0] == tenant:
+            tenant_, agent, tier = (v if f in by else ALL for f, v in zip(KEY_FIELDS, key))
+            groups.setdefault((tenant_, agent, tier), []).append(tally)
+    rows = [usage_of(key, grouped) for key, grouped in groups.items()]
+    return sorted(rows, key=lambda u: (-u.requests, u.tenant, u.agent, u.tier))
+
+
+def total_row(tallies: Mapping[tuple[str, str, str], Tally], *, tenant: str | None = None) -> Usage:
+    """:meth:`Accountant.total` over ``tallies``."""
+    rows = usage_rows(tallies, (), tenant=tenant)
+    return rows[0] if rows else usage_of((ALL, ALL, ALL), [])

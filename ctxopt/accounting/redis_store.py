@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from typing import Any
 
 from ctxopt.accounting.budgets import month_of
 from ctxopt.accounting.usage import Histogram, Tally, bucket_of, bucket_seconds
+from ctxopt.cache.redis_backend import hide_password, url_problem
 from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.report import Report
 from ctxopt.sessions.billing import Bill
@@ -57,6 +59,7 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 """
 
+SERVE_PREFIX = "ctxopt:serve:usage"  # where ctxopt serve writes, with its default [server] redis_prefix
 RETRY_DOWN_SECONDS = 2.0  # after a failure, writes go straight to the buffer this long instead of each waiting
 DEDUPE_SECONDS = 2 * 86400
 KEEP_SECONDS = 400 * 86400  # a month's usage is kept a little over a year
@@ -128,9 +131,9 @@ class RedisUsageStore:
                  dedupe_seconds: int = DEDUPE_SECONDS, retry_seconds: float = RETRY_DOWN_SECONDS,
                  timeout: float = 5.0, clock: Callable[[], float] = time.time,
                  on_error: Callable[[BaseException], Any] | None = None) -> None:
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"the usage store needs a Redis URL such as redis://127.0.0.1:6379/0, got {url!r}")
-        if month is not None and (not isinstance(month, str) or len(month) != 7 or month_of(_month_start(month)) != month):
+        if problem := url_problem(url):
+            raise ConfigError(f"the usage store needs a Redis URL: {problem}")
+        if month is not None and not (isinstance(month, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month)):
             raise InputError(f"month must be written YYYY-MM, e.g. 2026-11; got {month!r}")
         if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
             raise ConfigError(f"buffer is how many failed writes to keep for replay, a whole number >= 0; got {buffer!r}")
@@ -147,7 +150,7 @@ class RedisUsageStore:
         self._ascript: Any = None
 
     def __repr__(self) -> str:
-        return f"RedisUsageStore({self.url!r}, prefix={self.prefix!r}, month={self.month!r})"
+        return f"RedisUsageStore({hide_password(self.url)!r}, prefix={self.prefix!r}, month={self.month!r})"
 
     @property
     def pending(self) -> int:
@@ -249,7 +252,7 @@ class RedisUsageStore:
         try:
             return call(self._redis())
         except redis.RedisError as exc:
-            raise StoreError(f"cannot read the shared usage in Redis at {self.url}: {type(exc).__name__}: {exc}; "
+            raise StoreError(f"cannot read the shared usage in Redis at {hide_password(self.url)}: {type(exc).__name__}: {exc}; "
                              "check that the server runs and the URL (and its password) is right") from exc
 
     def tallies(self) -> dict[tuple[str, str, str], Tally]:
@@ -281,12 +284,3 @@ class RedisUsageStore:
         if self._aclient is not None:
             await self._aclient.aclose()
 
-
-def _month_start(month: str) -> float:
-    import calendar
-
-    try:
-        year, number = (int(part) for part in month.split("-"))
-        return calendar.timegm((year, number, 1, 0, 0, 0))
-    except (ValueError, TypeError, OverflowError):
-        return 0.0

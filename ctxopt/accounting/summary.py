@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from ctxopt.accounting.accountant import Accountant, total_row, usage_rows
 from ctxopt.accounting.usage import Usage
-
-if TYPE_CHECKING:
-    from ctxopt.accounting.accountant import Accountant
 
 HEADER = (f"{'tenant':<14} {'agent':<12} {'tier':<8} {'requests':>8} {'tokens in':>11} {'tokens out':>10} "
           f"{'saved':>6} {'$ cost':>10} {'$ saved':>10} {'cache':>6} {'p50 ms':>7} {'p95 ms':>7}")
@@ -30,9 +27,10 @@ def _row(u: Usage) -> str:
 
 def render(accountant: Accountant, top: int = 15, by: Sequence[str] = ("tenant", "agent", "tier"),
            tenant: str | None = None) -> str:
-    rows = accountant.usage(by=by, tenant=tenant)
-    total = accountant.total(tenant=tenant)
-    tenants = {u.tenant for u in accountant.usage(by=("tenant",), tenant=tenant)}
+    tallies = accountant.tallies()  # one read: the rows and the totals above them agree
+    rows = usage_rows(tallies, by, tenant=tenant)
+    total = total_row(tallies, tenant=tenant)
+    tenants = {key[0] for key in tallies if tenant in (None, key[0])}
     lines = [
         f"ctxopt usage: {total.requests:,} requests from {len(tenants)} tenant(s); "
         f"{total.tokens_before:,} -> {total.tokens_after:,} tokens ({total.saved_share:.0%} saved)",

@@ -214,10 +214,14 @@ def test_report_redis_prints_the_fleets_totals_by_month_and_tenant(redis_server,
     (["--month", "2026-11", "usage.json"], "--month needs --redis"),
     ([], "either an accounting FILE.json or --redis URL"),
     (["--redis", "redis://127.0.0.1:1/0"], "cannot read the shared usage in Redis"),
+    (["--redis", "redis://:hunter2@127.0.0.1:1/0"], "Redis at redis://:***@127.0.0.1:1/0"),
+    (["--redis", "redis://127.0.0.1:notaport/0"], "is invalid"),
 ])
 def test_report_with_wrong_sources_exits_2_with_one_clear_line(args, message, capsys):
     assert main(["report", *args]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert "hunter2" not in err  # a password never reaches the terminal
 
 
 def test_a_providers_bill_is_added_to_its_request_once(redis_server, reports):
