@@ -181,7 +181,8 @@ class Context:
     # so one shared pipeline serves many tenants without reading another tenant's chunks.
     filters: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
     # The provider rejects a conversation that opens on the assistant (Anthropic's Messages API):
-    # the fit then also drops kept answers whose question it cut. Chat Completions accepts them.
+    # the fit then also drops kept answers that would open it, whichever stage cut their question.
+    # Chat Completions accepts them.
     opens_on_user: bool = False
 
     def replace(self, **changes: Any) -> Context:

@@ -87,7 +87,9 @@ class Anthropic:
         return Parsed(messages=sent, origins=tuple(origins), model=request.get("model"), tools=tools or None,
                       response_format=({"type": "json_schema", "json_schema": {"name": "output", "schema": output.get("schema")}}
                                        if isinstance(output, Mapping) else None),
-                      max_output_tokens=request.get("max_tokens"), opens_on_user=True)
+                      max_output_tokens=request.get("max_tokens"),
+                      # a conversation the caller opened on the assistant is left so; any other keeps opening on the user
+                      opens_on_user=not messages or _role_content(messages[0], 0)[0] == "user")
 
     def build(self, request: Any, parsed: Parsed, kept: Sequence[Kept]) -> Any:
         out = dict(request)

@@ -10,8 +10,9 @@ Guarantees, counted exactly with the pipeline's tokenizer:
 4. No section (system, history, retrieved, summary) exceeds its cap through unprotected items.
 5. Within that, the highest-priority units are kept (by score, then recency), in original order.
 6. When the provider needs the conversation to open on the user (``Context.opens_on_user``, set
-   by the Anthropic adapter: its API rejects a first message from the assistant), an assistant
-   turn whose question the cut took is dropped too (``answers_without_question`` in the report).
+   by the Anthropic adapter for a conversation the caller opened on the user: its API rejects a
+   first message from the assistant), kept assistant turns that would open it, their question cut
+   here or by an earlier stage, are dropped too (``answers_without_question`` in the report).
 """
 
 from __future__ import annotations
@@ -89,19 +90,16 @@ class Fit:
 
     @staticmethod
     def _answers_without_question(items: list[Item], keep: set[str]) -> list[str]:
-        """Kept assistant turns that would open the conversation after the cut took the turns
-        before them: Anthropic's API rejects a conversation whose first message is the
-        assistant's, and any model reads an answer without its question as noise. A conversation
-        that began with the assistant (nothing before it was cut) is left as it was given."""
+        """Kept assistant turns that would open the conversation: Anthropic's API rejects a
+        conversation whose first message is the assistant's, and any model reads an answer without
+        its question as noise. Whoever cut the question (this fit, or an earlier stage such as the
+        session layout's window), the answer goes; the adapter sets ``opens_on_user`` only for a
+        conversation the caller opened on the user."""
         out: list[str] = []
-        cut_before = False
         for item in items:
-            if item.kind == "system":
+            if item.kind == "system" or item.group not in keep or item.group in out:
                 continue
-            if item.group not in keep or item.group in out:
-                cut_before = cut_before or item.group not in keep
-                continue
-            if item.kind != "assistant" or item.protected or not cut_before:
+            if item.kind != "assistant" or item.protected:
                 break
             out.append(item.group)
         return out

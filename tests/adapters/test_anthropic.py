@@ -186,7 +186,24 @@ def test_a_cut_that_leaves_an_answer_without_its_question_drops_the_answer_too()
         for group in fit.notes.get("answers_without_question", ()):
             assert group in fit.dropped
     assert len(openings) > 3  # the cut really moved through the conversation
-    anthropic_types.MessageParam  # the shape checked is the SDK's own  # noqa: B018
+
+
+def test_a_session_window_that_starts_on_an_answer_never_opens_the_request_on_the_assistant():
+    """Before: the answers-without-question rule fired only on cuts the fit made, so when the
+    session layout's window began on an assistant turn the request opened on it (12 of 44 limits
+    here were requests the Messages API rejects)."""
+    turns = []
+    for n in range(30):
+        turns += [{"role": "user", "content": f"Question {n}: what about the checkout pool, part {n}? " * 2},
+                  {"role": "assistant", "content": f"Answer {n}: raise it to {n + 8} and watch p99. " * 6}]
+    openings = set()
+    for limit in range(400, 4000, 80):
+        req = {"model": "claude-sonnet-4-5", "max_tokens": 100, "system": "You are the on-call agent.",
+               "messages": [*turns, {"role": "user", "content": "And the cache?"}]}
+        out = ctxopt.optimize_request(req, tier=ctxopt.Tier(limit), session=f"on-call-{limit}")
+        assert anthropic_problems(out.request) == [], limit
+        openings.add(str(field(out.request["messages"][0], "content"))[:12])
+    assert len(openings) > 3
 
 
 def test_a_conversation_the_caller_opened_on_the_assistant_is_left_as_given():
