@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -120,7 +121,7 @@ class Tracing:
         trace.get_current_span().set_attributes(_provider(provider))  # the request span: where the request went
         model = str(body.get("model", ""))
         attributes: dict[str, Any] = {**_provider(provider), "gen_ai.operation.name": "chat",
-                                      "server.address": _host(base_url)}
+                                      "server.address": httpx.URL(base_url).host}
         if model:
             attributes["gen_ai.request.model"] = model
         if report is not None:
@@ -140,10 +141,6 @@ class Tracing:
 
 def _provider(provider: str) -> dict[str, str]:
     return {"gen_ai.provider.name": provider, "gen_ai.system": provider}
-
-
-def _host(base_url: str) -> str:
-    return base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
 
 
 def _error_type(response: Response) -> str:
