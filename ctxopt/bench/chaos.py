@@ -81,7 +81,7 @@ class RedisProcess:
 
 
 async def redis_outage(server_url: str, url: str, bodies: list[bytes], rate: float, seconds: float, redis: RedisProcess,
-                       counter_key: str, headers: dict[str, str]) -> dict[str, Any]:
+                       counter_key: str) -> dict[str, Any]:
     """An open loop at ``rate`` while Redis is stopped (from 1/3 to 1/2 of ``seconds``), then a check
     that the tenant's counter (``counter_key``, in tokens) equals the tokens of every answered request.
 
@@ -102,9 +102,8 @@ async def redis_outage(server_url: str, url: str, bodies: list[bytes], rate: flo
         await asyncio.to_thread(redis.start)
 
     stats = await open_loop(url, bodies, rate, seconds, during=outage(), on_answer=_tokens_into(charged))
-    extra, recovered, counted = await _until(
-        url, bodies, headers, charged, lambda: redis.get(counter_key) - before == sum(charged),
-        lambda: redis.get(counter_key) - before)
+    extra, recovered = await _until(url, bodies, charged, lambda: redis.get(counter_key) - before == sum(charged))
+    counted = redis.get(counter_key) - before
     expected = sum(charged)
     failed_calls = await _metric(server_url, "ctxopt_errors_total", "cause", "redis") - errors
     return stats | {"redis_down_s": round(seconds / 2 - seconds / 3, 2), "redis_calls_failed": failed_calls,
@@ -115,7 +114,7 @@ async def redis_outage(server_url: str, url: str, bodies: list[bytes], rate: flo
 
 
 async def upstream_outage(server_url: str, url: str, bodies: list[bytes], rate: float, seconds: float, provider: Any,
-                          failure_rate: float, headers: dict[str, str]) -> dict[str, Any]:
+                          failure_rate: float) -> dict[str, Any]:
     """An open loop at ``rate`` whose upstream fails ``failure_rate`` of its requests in the middle
     third. Reports how many client requests failed and how, whether every failure was a clean 5xx with
     a JSON error, the circuit breakers' changes (from ``/metrics``) and whether requests succeed again."""
@@ -135,7 +134,7 @@ async def upstream_outage(server_url: str, url: str, bodies: list[bytes], rate: 
     finally:
         provider.failure_rate = 0.0
     injected = len(provider.received) - received
-    extra, recovered, _ = await _until(url, bodies, headers, [], lambda: False, lambda: 0.0, stop_on_success=True)
+    extra, recovered = await _until(url, bodies, [], lambda: False, stop_on_success=True)
     opened_after = await _metric(server_url, CIRCUIT, "state", "open")
     closed_after = await _metric(server_url, CIRCUIT, "state", "closed")
     return stats | failure_kinds(stats["failures"]) | {"failure_rate": failure_rate, "upstream_requests": injected,
@@ -150,27 +149,27 @@ def _tokens_into(charged: list[int]) -> Any:
     return on_answer
 
 
-async def _until(url: str, bodies: list[bytes], headers: dict[str, str], charged: list[int], done: Any,
-                 value: Any, stop_on_success: bool = False) -> tuple[int, bool, float]:
+async def _until(url: str, bodies: list[bytes], charged: list[int], done: Any,
+                 stop_on_success: bool = False) -> tuple[int, bool]:
     """Single requests, each on a new connection, until ``done()`` (or one succeeds, with
-    ``stop_on_success``); returns how many were sent, whether it got there, and ``value()``."""
+    ``stop_on_success``); returns how many were sent and whether it got there."""
     import httpx
+
+    from ctxopt.bench.serve import _send
 
     sent = 0
     deadline = time.monotonic() + RECOVERY_SECONDS
-    on_answer = _tokens_into(charged)
     async with httpx.AsyncClient(headers={"connection": "close"}) as http:
         while not done():
             if time.monotonic() > deadline:
-                return sent, False, value()
-            answer = await http.post(url, content=bodies[sent % len(bodies)], headers=headers, timeout=60)
+                return sent, False
+            failure = await _send(http, url, bodies[sent % len(bodies)], _tokens_into(charged))
             sent += 1
-            on_answer(answer.status_code, answer.headers)
-            if stop_on_success and answer.status_code == 200:
+            if stop_on_success and failure is None:
                 break
-            if answer.status_code != 200:
+            if failure is not None:
                 await asyncio.sleep(0.2)  # pacing while the server recovers; the deadline bounds the wait
-    return sent, True, value()
+    return sent, True
 
 
 async def _metric(server_url: str, name: str, label: str, value: str) -> float:
@@ -194,7 +193,6 @@ def run_phases(directory: Path, provider: Any, bodies: list[bytes], *, rate: flo
         BUDGET_PREFIX,
         CLIENTS,
         WARM_CONNECTIONS,
-        _headers,
         closed_loop,
         kill_a_worker,
         warm,
@@ -215,9 +213,9 @@ def run_phases(directory: Path, provider: Any, bodies: list[bytes], *, rate: flo
                 rate = 0.5 * capacity["throughput_rps"]
                 results["capacity"] = capacity
             key = f"{BUDGET_PREFIX}:budget:bench:{period_of('month', time.time())[0]}"
-            results["redis_stopped"] = asyncio.run(redis_outage(server.url, url, bodies, rate, seconds, redis, key, _headers()))
+            results["redis_stopped"] = asyncio.run(redis_outage(server.url, url, bodies, rate, seconds, redis, key))
             results["upstream_failing"] = asyncio.run(upstream_outage(server.url, url, bodies, rate, seconds, provider,
-                                                                     failure_rate, _headers()))
+                                                                     failure_rate))
             # Last: a killed worker's replacement starts cold (model, caches) and would slow what follows.
             results["worker_killed"] = asyncio.run(kill_a_worker(server, url, bodies, rate, seconds))
     return results
@@ -244,7 +242,7 @@ def notes(results: dict[str, Any]) -> list[str]:
         f"({killed['failures'] or 'none'}; {killed['clean_5xx']} as a 5xx with a JSON error, "
         f"{killed['connection_errors']} as connection errors: "
         f"{'clean 5xx, met' if killed['all_failures_clean_5xx'] else 'NOT all clean 5xx'}); the front "
-        f"{'replaced the worker' if killed['replaced'] else 'had not replaced the worker within 30 s'}. The "
+        f"{'replaced the worker' if killed['replaced'] else f'had not replaced the worker within {RECOVERY_SECONDS:g} s'}. The "
         "front holds the client connections: a request the worker held gets 502 worker_lost (not retried: the "
         "provider may have been called), one that could not reach it goes to another worker.",
     ]

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Requests in flight in the closed loop. Each worker listens on its own socket and the kernel
-# spreads connections by hash, so a client needs enough connections to reach every worker: with
-# 8, all of them land on one of 2 workers once in 128 runs; with 16, once in 32,768.
+# Requests in flight in the closed loop. The front balances each request over the workers; with
+# --no-front the kernel spreads connections by hash instead, and 16 connections all land on one of
+# 2 workers once in 32,768 runs (8: once in 128).
 CLIENTS = 16
-WARM_CONNECTIONS = 16  # per worker, for the same reason: every worker must be warm before it is measured
+WARM_CONNECTIONS = CLIENTS  # per worker: every worker must be warm before it is measured
 RATES = (0.25, 0.5, 0.75, 1.0)  # shares of the measured 2-worker capacity
 EXPECTED_PEAK = 0.25  # the stated expected peak, as a share of capacity: the open loop also runs at 2x it
 KEY = "sk-bench-tenant"
@@ -143,7 +143,9 @@ async def kill_a_worker(server: Any, url: str, bodies: list[bytes], rate: float,
         os.kill(victim, signal.SIGKILL)
 
     stats = await open_loop(url, bodies, rate, seconds, during=killer())
-    deadline = time.monotonic() + 30
+    from ctxopt.bench.chaos import RECOVERY_SECONDS
+
+    deadline = time.monotonic() + RECOVERY_SECONDS
     while len(server.worker_pids() - {victim}) < len(before) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     return stats | failure_kinds(stats["failures"]) | {
