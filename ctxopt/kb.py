@@ -215,6 +215,12 @@ class KnowledgeBase:
                                chunks=int(meta.get("chunks", 0)), current=collection == current))
         return out
 
+    def rollback_target(self) -> Version | None:
+        """The version :meth:`rollback` with no number would serve now (``None``: there is none)."""
+        ready = {v.collection: v for v in self.versions() if v.status == "ready"}
+        stack = _rollback_stack(self.history(), self.current(), ready)
+        return ready[stack[-1]] if stack else None
+
     def rollback(self, version: int | None = None) -> Version:
         """Serve ``version``, or by default the version that served before the current one (the
         serving history's previous entry: a rolled-back version is never served again by this)."""
@@ -224,9 +230,7 @@ class KnowledgeBase:
                 current = self.current()
                 history = self.history()
                 if version is None:
-                    stack = list(history)
-                    while stack and (stack[-1] == current or stack[-1] not in ready):
-                        stack.pop()  # the serving version, then any that were dropped since they served
+                    stack = _rollback_stack(history, current, ready)
                     if not stack:
                         raise StoreError(
                             f"knowledge base {self.name!r} has no ready version before the current one in its serving "
@@ -489,6 +493,15 @@ class KnowledgeBase:
         hits = self.store.search(self.name, vector=vector, text=query, mode=mode, k=k, filters=filters,
                                  fusion=fusion, group_by_doc=group_by_doc)
         return hits, stats
+
+
+def _rollback_stack(history: Sequence[str], current: str | None, ready: Mapping[str, Any]) -> list[str]:
+    """The serving history up to the version a rollback serves: the serving version is popped, then
+    any that were dropped (or are not ready) since they served."""
+    stack = list(history)
+    while stack and (stack[-1] == current or stack[-1] not in ready):
+        stack.pop()
+    return stack
 
 
 def _number(collection: str) -> int | None:

@@ -47,7 +47,7 @@ from ctxopt.stages.session import SessionLayout
 from ctxopt.stages.similarity import embed, resolve_embedder
 from ctxopt.tiers import Tier
 from ctxopt.tokens import get_tokenizer
-from ctxopt.types import CACHE_BREAKPOINT, Context, Item
+from ctxopt.types import CACHE_BREAKPOINT, Context, Item, total_tokens
 
 CAPS = (1000, 2000, 4000, 8000)
 QUICK_TURNS = 250
@@ -159,10 +159,9 @@ def layouts(caps: Sequence[int], system: Item, embedder: Any) -> dict[str, Calla
 def _print(prompt: Sequence[Item], cache: dict[str, bytes]) -> PromptPrint:
     messages = [cache[i.id] if i.id in cache else cache.setdefault(i.id, message_hash(i.to_message()))
                 if i.id != "question" else message_hash(i.to_message()) for i in prompt]
-    # A stage that changed an item leaves its count to be redone: count it, never bill it as 0.
-    counter = get_tokenizer()
-    return fingerprint(messages, [i.tokens if i.tokens is not None else counter.count_message(i.to_message())
-                                  for i in prompt],
+    # Every prompt comes out of Pipeline.run or load(), both counted: a missing count is a bug, so
+    # it raises (total_tokens) rather than bill the item as 0.
+    return fingerprint(messages, [total_tokens([i]) for i in prompt],
                        [n for n, i in enumerate(prompt) if i.metadata.get(CACHE_BREAKPOINT)])
 
 

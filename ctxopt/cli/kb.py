@@ -75,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
         for v in [] if args.json else versions:
             mark = "*" if v.current else " "
             print(f"{mark} v{v.number:<4} {v.status:<9} {v.docs:>7} docs {v.chunks:>8} chunks  {v.created}")
-        served = [c.rsplit("__v", 1)[-1] for c in kb.history()]
-        if served and not args.json:  # what a rollback goes back to: the serving history, not the numbers
+        served = [] if args.json else [c.rsplit("__v", 1)[-1] for c in kb.history()]
+        if served:  # what a rollback goes back to: the serving history, not the numbers
+            target = kb.rollback_target()
             print(f"serving history: {' -> '.join('v' + n for n in served)}"
-                  + (f" (rollback serves v{served[-2]})" if len(served) > 1 else ""))
+                  + (f" (rollback serves v{target.number})" if target is not None else ""))
         return 0
     if args.action == "rollback":
         version = kb.rollback(args.to)
