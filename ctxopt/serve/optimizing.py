@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,8 @@ def optimize_body(body: Mapping[str, Any], tenant: Tenant, tier: Tier, format: s
     fitted, report = optimize_request(dict(body), format=format, tier=tier, pipeline=tenant.pipeline,
                                       filters=tenant.filters, session=None if session is None else f"{tenant.name}\x1f{session}",
                                       session_store=sessions)
+    if session is not None:  # the tenant scope is the store's key; the report names the client's session
+        report = dataclasses.replace(report, session=session)
     return dict(fitted), report
 
 

@@ -82,3 +82,14 @@ def test_a_session_name_that_is_not_a_short_string_gets_400(servers, provider):
     answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=auth("budgeted"), timeout=30)
     assert answer.status_code == 400 and "session" in answer.json()["error"]["message"]
     assert provider.received == []
+
+
+def test_the_report_names_the_clients_session_not_the_tenant_scoped_key(servers, provider):
+    """The session state is keyed by tenant and session; the report an agent reads back says the
+    session it sent (before, the scoped key, a control character and the tenant's name included)."""
+    server = servers(base_config(provider, tenants=TENANTS))
+    body = {"model": "gpt-4o-mini", "messages": [SYSTEM, *TURNS[:20]]}
+    answer = httpx.post(f"{server.url}/v1/optimize", json=body,
+                        headers={**auth("budgeted"), "x-ctxopt-session": "thread-7"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["report"]["session"] == "thread-7"
