@@ -44,8 +44,11 @@ async def _tee_events(body: AsyncIterable[str | bytes | memoryview], price: Pric
     bill: Bill | None = None
     async for chunk in body:
         yield chunk
-        line += chunk.encode() if isinstance(chunk, str) else chunk
-        *complete, rest = bytes(line).split(b"\n")
+        data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        if b"\n" not in data:  # a long line arriving in pieces is copied once, not once per piece
+            line += data if len(line) <= MAX_BYTES else b""
+            continue
+        *complete, rest = (bytes(line) + data).split(b"\n")
         line = bytearray(rest if len(rest) <= MAX_BYTES else b"")  # an over-long line carries no usage
         for text in complete:
             bill = _event_bill(text, price) or bill
@@ -56,7 +59,7 @@ async def _tee_events(body: AsyncIterable[str | bytes | memoryview], price: Pric
 
 def _event_bill(line: bytes, price: Price) -> Bill | None:
     """The bill in one SSE ``data:`` line, if it carries the prompt's usage."""
-    if not line.startswith(b"data:"):
+    if not line.startswith(b"data:") or b'"usage"' not in line:  # token deltas: no JSON parse
         return None
     try:
         event = json.loads(line[5:])
