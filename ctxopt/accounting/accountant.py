@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctxopt.accounting.budgets import DEFAULT_THRESHOLDS, BudgetAlert, MonthlyUse, check_budgets, month_of
-from ctxopt.accounting.usage import RESERVOIR_SIZE, Reservoir, Tally, Usage, usage_of
+from ctxopt.accounting.usage import RESERVOIR_SIZE, Reservoir, Tally, Usage, counters_of, usage_of
 from ctxopt.errors import ConfigError, InputError
 from ctxopt.report import Report
 from ctxopt.validate import parse_json
@@ -114,20 +114,7 @@ class Accountant:
             tally = self._tallies.get(key)
             if tally is None:
                 tally = self._tallies[key] = Tally(latency=Reservoir(self.reservoir_size))
-            tally.requests += 1
-            tally.tokens_before += report.tokens_before
-            tally.tokens_after += report.tokens_after
-            tally.cost_saved += report.cost_saved
-            tally.cost += report.cost
-            tally.cost_without_ctxopt += report.cost_without_ctxopt
-            tally.cached_tokens += report.cached_tokens
-            if report.billed is not None:
-                tally.billed_requests += 1
-                tally.billed_prompt_tokens += report.billed.prompt_tokens
-                tally.billed_cached_tokens += report.billed.cached_tokens
-                tally.billed_cost += report.billed.cost
-            tally.cache_hits += report.cache_hits
-            tally.cache_misses += report.cache_misses
+            tally.add(counters_of(report))
             tally.latency.add(report.seconds, self._rng)
             alerts: list[BudgetAlert] = []
             if key[0] in self.budgets:

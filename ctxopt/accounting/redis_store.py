@@ -33,7 +33,7 @@ from operator import methodcaller
 from typing import Any
 
 from ctxopt.accounting.budgets import month_of
-from ctxopt.accounting.usage import Histogram, Tally, bucket_of, bucket_seconds
+from ctxopt.accounting.usage import COUNTERS, Histogram, Tally, bill_counters, bucket_of, bucket_seconds, counters_of
 from ctxopt.cache.redis_backend import hide_password, url_problem
 from ctxopt.errors import ConfigError, InputError, StoreError
 from ctxopt.report import Report
@@ -41,9 +41,6 @@ from ctxopt.sessions.billing import Bill
 
 log = logging.getLogger("ctxopt.accounting")
 
-COUNTS = ("requests", "tokens_before", "tokens_after", "cache_hits", "cache_misses", "cached_tokens",
-          "billed_requests", "billed_prompt_tokens", "billed_cached_tokens")
-MONEY = ("cost", "cost_without_ctxopt", "cost_saved", "billed_cost")
 LATENCY = "latency"  # a histogram field is "latency:<bucket>"
 
 # KEYS[1] the request's seen-key, KEYS[2] the month's hash, KEYS[3] the set of months.
@@ -72,33 +69,21 @@ class Entry:
     request_id: str
     month: str
     key: tuple[str, str, str]
-    counts: Mapping[str, int]
-    money: Mapping[str, float]
+    counters: Mapping[str, int | float]  # :data:`~ctxopt.accounting.usage.COUNTERS` it adds to
     bucket: int | None  # the latency bucket; None for a bill added to a request already written
 
     @classmethod
     def of(cls, report: Report, key: tuple[str, str, str], month: str, request_id: str | None) -> Entry:
-        billed = report.billed
-        counts = {"requests": 1, "tokens_before": report.tokens_before, "tokens_after": report.tokens_after,
-                  "cache_hits": report.cache_hits, "cache_misses": report.cache_misses,
-                  "cached_tokens": report.cached_tokens,
-                  "billed_requests": int(billed is not None),
-                  "billed_prompt_tokens": billed.prompt_tokens if billed else 0,
-                  "billed_cached_tokens": billed.cached_tokens if billed else 0}
-        money = {"cost": report.cost, "cost_without_ctxopt": report.cost_without_ctxopt,
-                 "cost_saved": report.cost_saved, "billed_cost": billed.cost if billed else 0.0}
-        return cls(request_id=request_id or uuid.uuid4().hex, month=month, key=key, counts=counts, money=money,
+        return cls(request_id=request_id or uuid.uuid4().hex, month=month, key=key, counters=counters_of(report),
                    bucket=bucket_of(report.seconds))
 
     def args(self) -> list[str]:
         """The field/kind/amount triples of the Lua script; zero counters are left out."""
         args: list[str] = []
-        for name, count in self.counts.items():
-            if count:
-                args += [_field(self.key, name), "i", str(int(count))]
-        for name, amount in self.money.items():
+        for name, amount in self.counters.items():
             if amount:
-                args += [_field(self.key, name), "f", repr(float(amount))]
+                args += ([_field(self.key, name), "i", str(int(amount))] if COUNTERS[name] is int
+                         else [_field(self.key, name), "f", repr(float(amount))])
         if self.bucket is not None:
             args += [_field(self.key, f"{LATENCY}:{self.bucket}"), "i", "1"]
         return args
@@ -106,9 +91,7 @@ class Entry:
     def billed(self, bill: Bill) -> Entry:
         """What the provider billed for this request, as an entry of its own (written once too)."""
         return Entry(request_id=f"{self.request_id}:billed", month=self.month, key=self.key,
-                     counts={"billed_requests": 1, "billed_prompt_tokens": bill.prompt_tokens,
-                             "billed_cached_tokens": bill.cached_tokens},
-                     money={"billed_cost": bill.cost}, bucket=None)
+                     counters=bill_counters(bill), bucket=None)
 
 
 def _field(key: tuple[str, str, str], counter: str) -> str:
@@ -270,10 +253,8 @@ class RedisUsageStore:
                 tally = tallies[key]
                 if counter.startswith(LATENCY + ":"):
                     latency[key].add_count(bucket_seconds(int(counter[len(LATENCY) + 1:])), int(value))
-                elif counter in MONEY:
-                    setattr(tally, counter, getattr(tally, counter) + float(value))
-                elif counter in COUNTS:
-                    setattr(tally, counter, getattr(tally, counter) + int(value))
+                elif counter in COUNTERS:
+                    tally.add({counter: COUNTERS[counter](value)})
         return tallies
 
     def close(self) -> None:

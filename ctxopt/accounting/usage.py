@@ -10,7 +10,11 @@ import dataclasses
 import math
 import random
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ctxopt.report import Report
+    from ctxopt.sessions.billing import Bill
 
 RESERVOIR_SIZE = 512
 BUCKETS_PER_DECADE = 20  # latency histogram resolution: buckets 12% apart
@@ -113,6 +117,11 @@ class Tally:
     billed_cost: float = 0.0
     latency: Reservoir | Histogram = dataclasses.field(default_factory=Reservoir)
 
+    def add(self, counters: Mapping[str, int | float]) -> None:
+        """Add what one request counts (:func:`counters_of`, :func:`bill_counters`)."""
+        for name, amount in counters.items():
+            setattr(self, name, getattr(self, name) + amount)
+
     def to_dict(self) -> dict[str, Any]:
         # Unrounded: JSON floats round-trip exactly, so a loaded accountant equals the saved one.
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "latency"}
@@ -138,6 +147,26 @@ class Tally:
         for key in BILL_MONEY:
             setattr(tally, key, float(data.get(key, 0.0)))
         return tally
+
+
+# Each counter of a Tally and its type (int or float), read from the dataclass: the one list of them.
+COUNTERS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fields(Tally) if f.name != "latency"}
+
+
+def counters_of(report: Report) -> dict[str, int | float]:
+    """What one request's report adds to each counter of a :class:`Tally` (its latency aside)."""
+    return {"requests": 1, "tokens_before": report.tokens_before, "tokens_after": report.tokens_after,
+            "cost_saved": report.cost_saved, "cache_hits": report.cache_hits, "cache_misses": report.cache_misses,
+            "cost": report.cost, "cost_without_ctxopt": report.cost_without_ctxopt,
+            "cached_tokens": report.cached_tokens, **bill_counters(report.billed)}
+
+
+def bill_counters(bill: Bill | None) -> dict[str, int | float]:
+    """What the provider's bill for one request (``None``: it sent none) adds to the counters."""
+    if bill is None:
+        return {"billed_requests": 0, "billed_prompt_tokens": 0, "billed_cached_tokens": 0, "billed_cost": 0.0}
+    return {"billed_requests": 1, "billed_prompt_tokens": bill.prompt_tokens,
+            "billed_cached_tokens": bill.cached_tokens, "billed_cost": bill.cost}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
