@@ -29,57 +29,19 @@ def real_embedder():
 def redis_server(tmp_path):
     """A real redis-server on a free loopback port, without persistence; stopped after the test.
 
-    Yields an object with ``url``, ``stop()``, ``start()`` and ``pid()`` (for outage tests: ``start()``
-    brings the server back on the same port, with the data a ``SHUTDOWN SAVE`` left in ``tmp_path``).
-    Skips if redis-server is missing.
+    It has ``url``, ``stop()``, ``start()`` and ``pid()``: for outage tests, ``start()`` brings the
+    server back on the same port, empty or with what a ``SHUTDOWN SAVE`` left
+    (:class:`ctxopt.bench.chaos.RedisProcess`). Skips if redis-server is missing.
     """
     import shutil
-    import socket
-    import subprocess
-    import time
 
-    binary = shutil.which("redis-server")
-    if binary is None:
+    from ctxopt.bench.chaos import RedisProcess
+
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server binary not found; install it (apt-get install -y redis-server) to run Redis tests")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs: list[subprocess.Popen[bytes]] = []
-
-    class Server:
-        url = f"redis://127.0.0.1:{port}/0"
-
-        @staticmethod
-        def stop() -> None:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(timeout=10)
-
-        @staticmethod
-        def pid() -> int:
-            return procs[-1].pid
-
-        @staticmethod
-        def start() -> None:
-            Server.stop()
-            proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                     "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(proc)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        return
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        Server.stop()
-                        pytest.fail(f"redis-server did not start on port {port}")
-                    time.sleep(0.05)
-
-    Server.start()
-    yield Server
-    Server.stop()
+    server = RedisProcess(tmp_path, persist=False).start()
+    yield server
+    server.stop()
 
 
 # -- store backends: every test that must hold on each backend takes `backend` or `empty_store` --

@@ -33,10 +33,12 @@ RECOVERY_SECONDS = 30.0  # how long a phase waits, after its load, for the serve
 
 class RedisProcess:
     """``redis-server`` on a free loopback port, writing an append-only file in ``directory`` (fsync
-    on every write), so a restart on the same port finds every count it acknowledged."""
+    on every write), so a restart on the same port finds every count it acknowledged; with
+    ``persist=False`` it keeps nothing, and a restart comes back empty (a failover without
+    persistence) or with what an explicit ``SHUTDOWN SAVE`` left. The tests' ``redis_server`` fixture is one of these."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path, *, persist: bool = True) -> None:
+        self.directory, self.persist = directory, persist
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,10 +47,12 @@ class RedisProcess:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ConfigError("the Redis chaos phase needs redis-server: apt-get install -y redis-server")
+        self.stop()  # a restart: the same port, a new process
         self.directory.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.directory)],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+             "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
@@ -66,6 +70,10 @@ class RedisProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=15)
+
+    def pid(self) -> int:
+        assert self.process is not None, "start() first"
+        return self.process.pid
 
     def get(self, key: str) -> float:
         import redis

@@ -94,40 +94,29 @@ def test_redis_down_keeps_serving_and_adds_the_unsent_charges_once_it_is_back(re
     async def scenario():
         worker = SharedBudgets(redis_server.url, clock=lambda: now[0], on_error=errors.append)
         await worker.charge("acme", budget, 100)
-        port = redis_server.url.rsplit(":", 1)[1].split("/")[0]
         redis_server.stop()
         during = [await worker.charge("acme", budget, 10) for _ in range(3)]
         unknown = await worker.used("acme", budget)
-        return worker, port, during, unknown
+        return worker, during, unknown
 
-    worker, port, during, unknown = asyncio.run(scenario())
+    worker, during, unknown = asyncio.run(scenario())
     assert all(c.allowed and c.used is None for c in during)
     assert unknown is None
     assert errors, "the outage is reported"
     assert worker._pending  # kept for later, not lost
 
     # Redis comes back (a new server on the same port, empty as after a failover without persistence)
-    import shutil
-    import subprocess
-    import time
+    redis_server.start()
+    now[0] += 5  # past the pause after a failure
 
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", port, "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        now[0] += 5  # past the pause after a failure
+    async def recovered():
+        worker._client = None  # the old client's loop is gone with the previous asyncio.run
+        after = await worker.charge("acme", budget, 1)
+        again = await worker.charge("acme", budget, 1)
+        await worker.close()
+        return after, again
 
-        async def recovered():
-            worker._client = None  # the old client's loop is gone with the previous asyncio.run
-            after = await worker.charge("acme", budget, 1)
-            again = await worker.charge("acme", budget, 1)
-            await worker.close()
-            return after, again
-
-        after, again = asyncio.run(recovered())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    after, again = asyncio.run(recovered())
     # The 30 tokens charged while it was down arrive exactly once, with the first charge after.
     assert after.used == 30 + 1
     assert again.used == 30 + 2
