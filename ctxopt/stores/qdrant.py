@@ -215,10 +215,18 @@ class QdrantStore:
         from qdrant_client import models
 
         client = self._client(write=True)
+        exists = CollectionExistsError(f"collection {name!r} already exists in Qdrant at {self.where}")
         if self._exists(name):
-            raise CollectionExistsError(f"collection {name!r} already exists in Qdrant at {self.where}")
-        self._call("create a collection", lambda: client.create_collection(name, **self.collection_options(dim),
-                                                                           metadata=dict(metadata)), name)
+            raise exists
+        try:
+            self._call("create a collection", lambda: client.create_collection(name, **self.collection_options(dim),
+                                                                               metadata=dict(metadata)), name)
+        except StoreError as error:
+            # Another writer created it between the check and this call (a server has no lock of ours):
+            # the engine's refusal ("already exists") is the same answer, so its number goes to the next.
+            if "already exists" in str(error):
+                raise exists from error
+            raise
         if self.url:  # embedded Qdrant scans payloads; a server wants indexes for fast filters
             for field in INDEXED_FIELDS:
                 schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True) \

@@ -80,3 +80,18 @@ def test_an_ingest_into_an_unreachable_server_fails_fast_and_says_where():
     with pytest.raises(StoreError, match=f"cannot reach Qdrant at {url}"):
         kb.ingest([Document(id="a", text="some text")], progress=False)
     assert time.monotonic() - started < 5
+
+
+def test_a_collection_another_writer_created_after_the_check_is_a_collection_exists_error(monkeypatch):
+    """Before: two ingests into one base on a server (no lock reaches it) could both see version N
+    free, and the one that created it second failed with the engine's ValueError instead of taking
+    N+1 (a CI run caught it: 'Collection plant__v4 already exists'). Here the other writer's create
+    lands between this writer's check and its call."""
+    from ctxopt.stores.base import CollectionExistsError
+
+    store = QdrantStore()
+    store.create_collection("kb__v1", dim=8, metadata={"avgdl": 1.0})
+    monkeypatch.setattr(store, "_exists", lambda name: False)  # the check ran before the other writer's create
+    with pytest.raises(CollectionExistsError, match="already exists"):
+        store.create_collection("kb__v1", dim=8, metadata={"avgdl": 1.0})
+    store.close()
